@@ -1,0 +1,93 @@
+package config
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Kind names a configuration type. The zero value is not a valid kind.
+type Kind uint8
+
+// The kinds Trellis understands.
+const (
+	KindServiceEntry Kind = iota + 1
+	KindWorkloadEntry
+	KindWorkloadGroup
+	KindVirtualService
+	KindDestinationRule
+	KindGateway
+	KindSidecar
+)
+
+var kindNames = [...]string{
+	KindServiceEntry:    "ServiceEntry",
+	KindWorkloadEntry:   "WorkloadEntry",
+	KindWorkloadGroup:   "WorkloadGroup",
+	KindVirtualService:  "VirtualService",
+	KindDestinationRule: "DestinationRule",
+	KindGateway:         "Gateway",
+	KindSidecar:         "Sidecar",
+}
+
+// String returns the kind as written in YAML, for example "VirtualService".
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Kinds lists every kind in a stable order.
+func Kinds() []Kind {
+	return []Kind{KindServiceEntry, KindWorkloadEntry, KindWorkloadGroup, KindVirtualService,
+		KindDestinationRule, KindGateway, KindSidecar}
+}
+
+// Meta is the subset of Kubernetes object metadata Trellis uses.
+type Meta struct {
+	Name        string
+	Namespace   string // "default" when the document names none
+	Labels      map[string]string
+	Annotations map[string]string
+}
+
+// Origin says where a resource was read from. Line is 1-based; 0 means unknown.
+type Origin struct {
+	File string
+	Line int
+}
+
+func (o Origin) String() string {
+	if o.Line > 0 {
+		return fmt.Sprintf("%s:%d", o.File, o.Line)
+	}
+	return o.File
+}
+
+// Key identifies a resource within a Set.
+type Key struct {
+	Kind      Kind
+	Namespace string
+	Name      string
+}
+
+func (k Key) String() string { return fmt.Sprintf("%s %s/%s", k.Kind, k.Namespace, k.Name) }
+
+// Resource is one validated configuration object. It is immutable once
+// built: callers must not modify Spec.
+//
+// Spec's dynamic type follows Kind: *networkingv1.ServiceEntry for
+// KindServiceEntry, *networkingv1.VirtualService for KindVirtualService and so
+// on (istio.io/api/networking/v1).
+type Resource struct {
+	Kind   Kind
+	Meta   Meta
+	Spec   proto.Message
+	Origin Origin
+}
+
+// Key returns the resource's identity.
+func (r *Resource) Key() Key {
+	return Key{Kind: r.Kind, Namespace: r.Meta.Namespace, Name: r.Meta.Name}
+}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"cmp"
+	"slices"
+)
+
+// Set is an immutable, validated collection of resources, at most one per
+// Key. The zero value and nil are empty sets. A Set is safe for concurrent
+// reads.
+type Set struct {
+	byKey  map[Key]*Resource
+	byKind map[Kind][]*Resource // sorted by namespace, then name
+}
+
+// NewSet builds a Set. When two resources share a Key the first one wins; use
+// Merge-time validation (see Load) to report duplicates to the user.
+func NewSet(rs []*Resource) *Set {
+	s := &Set{byKey: make(map[Key]*Resource, len(rs)), byKind: make(map[Kind][]*Resource)}
+	for _, r := range rs {
+		k := r.Key()
+		if _, dup := s.byKey[k]; dup {
+			continue
+		}
+		s.byKey[k] = r
+		s.byKind[r.Kind] = append(s.byKind[r.Kind], r)
+	}
+	for _, list := range s.byKind {
+		slices.SortFunc(list, func(a, b *Resource) int {
+			return cmp.Or(cmp.Compare(a.Meta.Namespace, b.Meta.Namespace), cmp.Compare(a.Meta.Name, b.Meta.Name))
+		})
+	}
+	return s
+}
+
+// Get returns the resource with key k, or nil.
+func (s *Set) Get(k Key) *Resource {
+	if s == nil {
+		return nil
+	}
+	return s.byKey[k]
+}
+
+// List returns the resources of one kind sorted by namespace and name. The
+// slice is shared: callers must not modify it.
+func (s *Set) List(k Kind) []*Resource {
+	if s == nil {
+		return nil
+	}
+	return s.byKind[k]
+}
+
+// All returns every resource, ordered by kind, namespace and name.
+func (s *Set) All() []*Resource {
+	if s == nil {
+		return nil
+	}
+	var out []*Resource
+	for _, k := range Kinds() {
+		out = append(out, s.byKind[k]...)
+	}
+	return out
+}
+
+// Len reports how many resources the set holds.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.byKey)
+}
