@@ -1,0 +1,218 @@
+package compile
+
+import (
+	"fmt"
+	"net/netip"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+
+	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
+)
+
+// Cluster is a parsed Cluster. Runtime has no endpoints for an EDS cluster;
+// Build fills them from the ClusterLoadAssignment named EDS.
+type Cluster struct {
+	Runtime *runtime.Cluster
+	// EDS is the ClusterLoadAssignment name (eds_cluster_config.service_name,
+	// or the cluster name) for an EDS cluster; empty otherwise.
+	EDS string
+}
+
+// ParseCluster checks c against the subset in docs/xds.md and converts it.
+func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
+	out, err := parseCluster(c)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	return out, nil
+}
+
+func parseCluster(c *clusterv3.Cluster) (*Cluster, error) {
+	switch {
+	case c.GetTransportSocket() != nil:
+		return nil, fmt.Errorf("transport_socket: unsupported transport socket %q", c.GetTransportSocket().GetName())
+	case len(c.GetTransportSocketMatches()) > 0:
+		return nil, fmt.Errorf("transport_socket_matches: unsupported")
+	case c.GetTransportSocketMatcher() != nil:
+		return nil, fmt.Errorf("transport_socket_matcher: unsupported")
+	case c.GetLoadBalancingPolicy() != nil:
+		return nil, fmt.Errorf("load_balancing_policy: unsupported, use lb_policy")
+	case c.GetLbSubsetConfig() != nil:
+		return nil, fmt.Errorf("lb_subset_config: unsupported")
+	case len(c.GetHealthChecks()) > 0:
+		return nil, fmt.Errorf("health_checks: unsupported")
+	case len(c.GetFilters()) > 0:
+		return nil, fmt.Errorf("filters: unsupported")
+	case c.GetUpstreamConfig() != nil:
+		return nil, fmt.Errorf("upstream_config: unsupported")
+	}
+	rc := &runtime.Cluster{Name: c.GetName(), ConnectTimeout: durationOf(c.GetConnectTimeout())}
+	out := &Cluster{Runtime: rc}
+	switch t := c.GetClusterDiscoveryType().(type) {
+	case *clusterv3.Cluster_Type:
+		switch t.Type {
+		case clusterv3.Cluster_EDS:
+			if c.GetLoadAssignment() != nil {
+				return nil, fmt.Errorf("load_assignment: unsupported on an EDS cluster")
+			}
+			if err := checkConfigSource("eds_cluster_config.eds_config", c.GetEdsClusterConfig().GetEdsConfig()); err != nil {
+				return nil, err
+			}
+			out.EDS = c.GetEdsClusterConfig().GetServiceName()
+			if out.EDS == "" {
+				out.EDS = c.GetName()
+			}
+		case clusterv3.Cluster_STATIC, clusterv3.Cluster_STRICT_DNS, clusterv3.Cluster_LOGICAL_DNS:
+			rc.DNS = t.Type != clusterv3.Cluster_STATIC
+			if la := c.GetLoadAssignment(); la != nil {
+				eps, err := parseEndpoints("load_assignment.", la, !rc.DNS)
+				if err != nil {
+					return nil, err
+				}
+				rc.Endpoints = eps
+			}
+		default:
+			return nil, fmt.Errorf("type: unsupported cluster type %v", t.Type)
+		}
+	case *clusterv3.Cluster_ClusterType:
+		return nil, fmt.Errorf("cluster_type: unsupported custom cluster type %q", t.ClusterType.GetName())
+	default:
+		return nil, fmt.Errorf("type: unsupported cluster discovery %T", t)
+	}
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
+		rc.LB = runtime.RoundRobin
+	case clusterv3.Cluster_LEAST_REQUEST:
+		rc.LB = runtime.LeastRequest
+	case clusterv3.Cluster_RANDOM:
+		rc.LB = runtime.Random
+	default:
+		return nil, fmt.Errorf("lb_policy: unsupported %v", c.GetLbPolicy())
+	}
+	if c.GetHttp2ProtocolOptions() != nil { // deprecated form
+		rc.Protocol = runtime.HTTP2
+	}
+	for key, a := range c.GetTypedExtensionProtocolOptions() {
+		path := fmt.Sprintf("typed_extension_protocol_options[%q]", key)
+		if key != httpOptionsKey && a.GetTypeUrl() != httpOptionsType {
+			return nil, fmt.Errorf("%s: unsupported protocol options", path)
+		}
+		var o httpv3.HttpProtocolOptions
+		if err := unmarshalTyped(a, httpOptionsType, &o); err != nil {
+			return nil, fmt.Errorf("%s.%w", path, err)
+		}
+		p, err := parseHTTPOptions(path, &o)
+		if err != nil {
+			return nil, err
+		}
+		rc.Protocol = p
+	}
+	return out, nil
+}
+
+func parseHTTPOptions(path string, o *httpv3.HttpProtocolOptions) (runtime.Protocol, error) {
+	switch {
+	case len(o.GetHttpFilters()) > 0:
+		return 0, fmt.Errorf("%s.http_filters: unsupported", path)
+	case o.GetRetryPolicy() != nil:
+		return 0, fmt.Errorf("%s.retry_policy: unsupported", path)
+	case len(o.GetRequestMirrorPolicies()) > 0:
+		return 0, fmt.Errorf("%s.request_mirror_policies: unsupported", path)
+	}
+	switch p := o.GetUpstreamProtocolOptions().(type) {
+	case *httpv3.HttpProtocolOptions_ExplicitHttpConfig_:
+		switch {
+		case p.ExplicitHttpConfig.GetHttp2ProtocolOptions() != nil:
+			return runtime.HTTP2, nil
+		case p.ExplicitHttpConfig.GetHttpProtocolOptions() != nil:
+			return runtime.HTTP1, nil
+		}
+		return 0, fmt.Errorf("%s.explicit_http_config: unsupported protocol, want http_protocol_options or http2_protocol_options", path)
+	case *httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig:
+		if p.UseDownstreamProtocolConfig.GetHttp3ProtocolOptions() != nil {
+			return 0, fmt.Errorf("%s.use_downstream_protocol_config.http3_protocol_options: unsupported", path)
+		}
+		return runtime.UseDownstream, nil
+	case nil:
+		return runtime.HTTP1, nil
+	default:
+		return 0, fmt.Errorf("%s: unsupported upstream protocol options %T", path, p)
+	}
+}
+
+// ParseEndpoints checks a ClusterLoadAssignment delivered by EDS and
+// converts its endpoints, which must be IP addresses.
+func ParseEndpoints(cla *endpointv3.ClusterLoadAssignment) ([]runtime.Endpoint, error) {
+	eps, err := parseEndpoints("", cla, true)
+	if err != nil {
+		return nil, fmt.Errorf("endpoints %q: %w", cla.GetClusterName(), err)
+	}
+	return eps, nil
+}
+
+// parseEndpoints prefixes field paths with prefix, empty or ending in ".".
+func parseEndpoints(prefix string, cla *endpointv3.ClusterLoadAssignment, ipOnly bool) ([]runtime.Endpoint, error) {
+	if len(cla.GetNamedEndpoints()) > 0 {
+		return nil, fmt.Errorf("%snamed_endpoints: unsupported", prefix)
+	}
+	if len(cla.GetPolicy().GetDropOverloads()) > 0 {
+		return nil, fmt.Errorf("%spolicy.drop_overloads: unsupported", prefix)
+	}
+	var out []runtime.Endpoint
+	for i, lle := range cla.GetEndpoints() {
+		lpath := fmt.Sprintf("%sendpoints[%d]", prefix, i)
+		if lle.GetLedsClusterLocalityConfig() != nil {
+			return nil, fmt.Errorf("%s.leds_cluster_locality_config: unsupported", lpath)
+		}
+		loc := runtime.Locality{
+			Region:  lle.GetLocality().GetRegion(),
+			Zone:    lle.GetLocality().GetZone(),
+			SubZone: lle.GetLocality().GetSubZone(),
+		}
+		for j, lb := range lle.GetLbEndpoints() {
+			epath := fmt.Sprintf("%s.lb_endpoints[%d]", lpath, j)
+			if lb.GetEndpointName() != "" {
+				return nil, fmt.Errorf("%s.endpoint_name: unsupported", epath)
+			}
+			ep, err := parseEndpoint(epath+".endpoint.address", lb.GetEndpoint().GetAddress(), ipOnly)
+			if err != nil {
+				return nil, err
+			}
+			ep.Locality, ep.Priority = loc, lle.GetPriority()
+			ep.Weight = 1
+			if w := lb.GetLoadBalancingWeight(); w != nil {
+				ep.Weight = w.GetValue() // Validate ensures >= 1
+			}
+			switch lb.GetHealthStatus() {
+			case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
+				ep.Healthy = true
+			default: // UNHEALTHY, DRAINING, TIMEOUT; DEGRADED is treated as unhealthy
+			}
+			out = append(out, ep)
+		}
+	}
+	return out, nil
+}
+
+func parseEndpoint(path string, a *corev3.Address, ipOnly bool) (runtime.Endpoint, error) {
+	sa := a.GetSocketAddress()
+	if sa == nil {
+		return runtime.Endpoint{}, fmt.Errorf("%s: want socket_address", path)
+	}
+	if err := checkSocketAddress(path+".socket_address", sa); err != nil {
+		return runtime.Endpoint{}, err
+	}
+	if sa.GetPortValue() == 0 {
+		return runtime.Endpoint{}, fmt.Errorf("%s.socket_address.port_value: 0", path)
+	}
+	host := sa.GetAddress()
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
+	} else if ipOnly {
+		return runtime.Endpoint{}, fmt.Errorf("%s.socket_address.address: %q is not an IP address", path, host)
+	}
+	return runtime.Endpoint{Host: host, Port: uint16(sa.GetPortValue())}, nil
+}
