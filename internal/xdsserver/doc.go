@@ -1,0 +1,32 @@
+// Package xdsserver serves Envoy v3 aggregated discovery (ADS) to Trellis
+// proxies and proxyless gRPC clients, both state-of-the-world
+// (StreamAggregatedResources) and incremental (DeltaAggregatedResources),
+// on top of go-control-plane's snapshot cache.
+//
+//	config source ──Update(snapshot)──▶ latest (latest wins, never blocks)
+//	                                      │ 2 kick (one slot: bursts coalesce)
+//	                                      ▼
+//	  1 first request of a new node ──▶ compute(node) ◀── push loop: every node
+//	                                      │ 3 Translate(snapshot, proxy)
+//	                                      │ 4 Validate() each resource; drop + log the bad
+//	                                      │ 5 version per type = hash of its resources
+//	                                      │ 6 unchanged? stop: this proxy is not affected
+//	                                      ▼
+//	                       SetSnapshot(node) in the sidecar cache (ADS order)
+//	                       or the proxyless cache (GENERATOR: grpc)
+//	                                      │ 7 go-control-plane answers open watches
+//	                                      ▼
+//	  proxy ◀── response ── callbacks: 8 sent version, nonce, pilot_xds_pushes
+//	  proxy ── ACK/NACK ──▶ callbacks: 9 acked version, NACK reason, pilot_total_xds_rejects
+//	                                      │
+//	                                      ▼
+//	                                  Status() (/debug/syncz)
+//
+// A node exists from its first request until its last stream closes, when
+// its snapshot is cleared from the cache. Each node's computations are
+// serialised and always read the latest snapshot, so an older result can
+// never overwrite a newer one.
+//
+// Metrics carry istiod's names: pilot_xds, pilot_xds_pushes,
+// pilot_total_xds_rejects, pilot_proxy_convergence_time, pilot_services.
+package xdsserver

@@ -1,0 +1,215 @@
+package xdsserver
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+
+	"github.com/trellis-mesh/trellis/internal/snapshot"
+	"github.com/trellis-mesh/trellis/internal/translator"
+)
+
+// node is one connected proxy, identified by node.id. It exists while at
+// least one of its streams is open.
+type node struct {
+	id    string
+	proxy translator.Proxy
+	cache cachev3.SnapshotCache
+	since time.Time
+
+	// Guarded by Server.mu.
+	streams int
+	types   map[string]*typeState // by type URL
+
+	// snapVersion is the snapshot.Version the node's resources were last
+	// computed from, whether or not that changed them.
+	snapVersion atomic.Uint64
+
+	// mu serialises computations for this node, so a slow one can never
+	// overwrite a newer one. Lock order: node.mu, then Server.mu.
+	mu     sync.Mutex
+	closed bool     // guarded by mu: the last stream closed
+	set    bool     // guarded by mu: a snapshot was set
+	vers   versions // guarded by mu: the versions last set
+}
+
+// typeState is the delivery state of one xDS type to one node.
+type typeState struct {
+	sent     string // version of the last response sent
+	acked    string // version the proxy last accepted
+	pushes   uint64
+	nack     string // last NACK's message, kept after later ACKs (nackTime dates it)
+	nackTime time.Time
+}
+
+// stream is one ADS stream (state-of-the-world or delta).
+type stream struct {
+	node *node // nil until the first request names the node
+	// nonces maps each type's recent response nonces to the version they
+	// carried, so an ACK or NACK can be matched to what it answers. Guarded
+	// by Server.mu.
+	nonces map[string][]sentNonce
+}
+
+type sentNonce struct{ nonce, version string }
+
+// maxNonces bounds the per-type history: proxies answer the latest response
+// or one shortly before it.
+const maxNonces = 8
+
+func (st *stream) recordNonce(typeURL, nonce, version string) {
+	if st.nonces == nil {
+		st.nonces = make(map[string][]sentNonce)
+	}
+	l := append(st.nonces[typeURL], sentNonce{nonce, version})
+	if len(l) > maxNonces {
+		l = l[len(l)-maxNonces:]
+	}
+	st.nonces[typeURL] = l
+}
+
+func (st *stream) versionOf(typeURL, nonce string) (string, bool) {
+	for _, sn := range st.nonces[typeURL] {
+		if sn.nonce == nonce {
+			return sn.version, true
+		}
+	}
+	return "", false
+}
+
+// streamKey tells state-of-the-world and delta streams apart: the two
+// go-control-plane servers number their streams independently.
+type streamKey struct {
+	delta bool
+	id    int64
+}
+
+// attach binds a stream to the node named by its first request, creating
+// the node on first sight. It reports whether the node is new, in which case
+// the caller computes its snapshot before the cache sees the request, so the
+// first response is immediate.
+func (s *Server) attach(k streamKey, n *corev3.Node) (*node, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[k]
+	if st == nil { // a request after close; cannot happen, but never crash
+		st = &stream{}
+		s.streams[k] = st
+	}
+	if st.node != nil {
+		return st.node, false
+	}
+	id := n.GetId()
+	nd := s.nodes[id]
+	fresh := nd == nil
+	if fresh {
+		nd = &node{
+			id:    id,
+			proxy: s.parseNode(n),
+			cache: s.sidecars,
+			since: time.Now(),
+			types: make(map[string]*typeState),
+		}
+		if cacheKey(n) == keyProxyless {
+			nd.cache = s.proxyless
+		}
+		s.nodes[id] = nd
+		s.metrics.proxies.Inc()
+		s.log.Info("proxy connected", "node", id, "delta", k.delta)
+	}
+	nd.streams++
+	st.node = nd
+	return nd, fresh
+}
+
+// detach forgets a closed stream; when it was its node's last, the node's
+// snapshot is cleared from the cache.
+func (s *Server) detach(k streamKey) {
+	s.mu.Lock()
+	st := s.streams[k]
+	delete(s.streams, k)
+	var gone *node
+	if st != nil && st.node != nil {
+		st.node.streams--
+		if st.node.streams == 0 {
+			gone = st.node
+			delete(s.nodes, gone.id)
+			s.metrics.proxies.Dec()
+		}
+	}
+	s.mu.Unlock()
+	if gone == nil {
+		return
+	}
+	gone.mu.Lock()
+	defer gone.mu.Unlock()
+	gone.closed = true
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A new stream for the same id may have created a fresh node meanwhile;
+	// its snapshot (set after the node was created) must survive.
+	if cur := s.nodes[gone.id]; cur == nil || cur.cache != gone.cache {
+		gone.cache.ClearSnapshot(gone.id)
+	}
+	s.log.Info("proxy disconnected", "node", gone.id)
+}
+
+// compute translates the latest snapshot for n and sets it in the cache when
+// any type's version changed.
+func (s *Server) compute(n *node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	s.mu.Lock()
+	snap, updated := s.latest, s.updated
+	s.mu.Unlock()
+	if snap == nil {
+		return // nothing published yet; the first Update pushes
+	}
+	res, err := s.translate(snap, n.proxy)
+	if err != nil {
+		s.log.Error("translation failed; proxy keeps its previous config", "node", n.id,
+			"version", snap.Version, "err", err)
+		return
+	}
+	cs, vers := build(res, n.id, s.log)
+	n.snapVersion.Store(snap.Version)
+	if n.set && vers == n.vers {
+		return // nothing this proxy sees changed
+	}
+	if err := n.cache.SetSnapshot(s.ctx, n.id, cs); err != nil {
+		s.log.Error("set snapshot", "node", n.id, "err", err)
+		return
+	}
+	n.set, n.vers = true, vers
+	s.metrics.convergence.Observe(time.Since(updated).Seconds())
+}
+
+// translate calls Options.Translate, turning a panic into an error so a bug
+// in translation never takes the control plane down.
+func (s *Server) translate(snap *snapshot.Snapshot, p translator.Proxy) (res *translator.Resources, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("xdsserver: translate: panic: %v", r)
+		}
+	}()
+	return s.opts.Translate(snap, p), nil
+}
+
+// parseNode calls Options.ParseNode, falling back to a proxyless identity
+// when it panics.
+func (s *Server) parseNode(n *corev3.Node) (p translator.Proxy) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("parse node: panic", "node", n.GetId(), "panic", r)
+			p = translator.Proxy{ID: n.GetId(), Type: translator.Proxyless}
+		}
+	}()
+	return s.opts.ParseNode(n)
+}
