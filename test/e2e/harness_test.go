@@ -22,11 +22,16 @@ import (
 	"go.uber.org/goleak"
 )
 
-var (
-	binFlag = flag.String("e2e.bin", "", "directory holding prebuilt trellisd and trellis-proxy (default: build them)")
-	// binDir is where trellisd and trellis-proxy are, set by TestMain.
-	binDir string
-)
+var binFlag = flag.String("e2e.bin", "", "directory holding prebuilt trellisd and trellis-proxy (default: build them)")
+
+// bins builds cmd/trellisd and cmd/trellis-proxy once per test binary, on
+// first use, into a directory TestMain removes.
+var bins struct {
+	once sync.Once
+	dir  string // where the binaries are
+	tmp  string // build directory to remove; empty with -e2e.bin
+	err  error
+}
 
 // Bounds for polling. Generous because the machine is shared; polls return
 // as soon as their condition holds.
@@ -41,10 +46,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped in -short mode")
 		os.Exit(0)
 	}
-	code, err := run(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
+	code := m.Run()
+	if bins.tmp != "" {
+		os.RemoveAll(bins.tmp)
 	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -55,25 +59,37 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func run(m *testing.M) (int, error) {
-	if *binFlag != "" {
-		binDir = *binFlag
-		return m.Run(), nil
+// binDir returns the directory with trellisd and trellis-proxy, building
+// them on the first call.
+func binDir(t *testing.T) string {
+	t.Helper()
+	bins.once.Do(func() {
+		if *binFlag != "" {
+			bins.dir = *binFlag
+			return
+		}
+		dir, err := os.MkdirTemp("", "trellis-e2e-bin-")
+		if err != nil {
+			bins.err = fmt.Errorf("build: %w", err)
+			return
+		}
+		bins.tmp = dir
+		start := time.Now()
+		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
+			"github.com/trellis-mesh/trellis/cmd/trellisd",
+			"github.com/trellis-mesh/trellis/cmd/trellis-proxy")
+		cmd.Dir = filepath.Join("..", "..") // the module root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			bins.err = fmt.Errorf("build: go build ./cmd/trellisd ./cmd/trellis-proxy: %w\n%s", err, out)
+			return
+		}
+		bins.dir = dir
+		t.Logf("built trellisd and trellis-proxy in %v", time.Since(start).Round(time.Millisecond))
+	})
+	if bins.err != nil {
+		t.Fatal(bins.err)
 	}
-	dir, err := os.MkdirTemp("", "trellis-e2e-bin-")
-	if err != nil {
-		return 0, fmt.Errorf("build: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
-		"github.com/trellis-mesh/trellis/cmd/trellisd",
-		"github.com/trellis-mesh/trellis/cmd/trellis-proxy")
-	cmd.Dir = filepath.Join("..", "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build: go build ./cmd/trellisd ./cmd/trellis-proxy: %w\n%s", err, out)
-	}
-	binDir = dir
-	return m.Run(), nil
+	return bins.dir
 }
 
 // block is one /24 of loopback addresses, 127.A.B.0/24, owned by one mesh.
@@ -157,7 +173,7 @@ type proc struct {
 // output logged (on failure) when the test ends.
 func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, bin), args...)
+	cmd := exec.Command(filepath.Join(binDir(t), bin), args...)
 	out := &logBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = cleanEnv()

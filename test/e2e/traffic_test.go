@@ -91,51 +91,14 @@ func TestTraffic(t *testing.T) {
 		}
 		defer conn.Close()
 		client := testgrpc.NewTestServiceClient(conn)
-		for round := range 3 {
-			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-			stream, err := client.FullDuplexCall(sctx)
+		for _, pipelined := range []bool{false, true, true} {
+			server, err := duplexRound(ctx, client, 20, pipelined)
 			if err != nil {
-				scancel()
-				t.Fatalf("round %d: FullDuplexCall: %v", round, err)
+				t.Fatalf("pipelined=%v: %v", pipelined, err)
 			}
-			const n = 20
-			// Send everything first, then read: both directions carry n
-			// messages while the stream is open in both.
-			sendErr := make(chan error, 1)
-			go func() {
-				for i := range n {
-					req := &testgrpc.StreamingOutputCallRequest{Payload: &testgrpc.Payload{Body: fmt.Appendf(nil, "msg-%d", i)}}
-					if err := stream.Send(req); err != nil {
-						sendErr <- err
-						return
-					}
-				}
-				sendErr <- stream.CloseSend()
-			}()
-			md, err := stream.Header()
-			if err != nil {
-				t.Fatalf("round %d: header: %v", round, err)
-			}
-			server := strings.Join(md.Get("served-by"), ",")
 			if server != "echo-v1" && server != "echo-v2" {
-				t.Errorf("round %d: served-by %q, want an echo workload", round, server)
+				t.Errorf("served-by %q, want an echo workload", server)
 			}
-			for i := range n {
-				resp, err := stream.Recv()
-				if err != nil {
-					t.Fatalf("round %d: recv %d: %v", round, i, err)
-				}
-				if got, want := string(resp.GetPayload().GetBody()), fmt.Sprintf("%s|msg-%d", server, i); got != want {
-					t.Errorf("round %d: response %d = %q, want %q", round, i, got, want)
-				}
-			}
-			if _, err := stream.Recv(); err != io.EOF {
-				t.Errorf("round %d: after %d responses: %v, want EOF", round, n, err)
-			}
-			if err := <-sendErr; err != nil {
-				t.Errorf("round %d: send: %v", round, err)
-			}
-			scancel()
 		}
 	})
 
@@ -259,6 +222,71 @@ func TestTraffic(t *testing.T) {
 	})
 }
 
+// duplexRound runs one FullDuplexCall carrying n messages each way and
+// returns the workload that served it. Pipelined sends all n requests from a
+// second goroutine while responses are read; otherwise each request waits
+// for its response (ping-pong).
+func duplexRound(ctx context.Context, client testgrpc.TestServiceClient, n int, pipelined bool) (server string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	stream, err := client.FullDuplexCall(ctx)
+	if err != nil {
+		return "", fmt.Errorf("FullDuplexCall: %w", err)
+	}
+	send := func(i int) error {
+		return stream.Send(&testgrpc.StreamingOutputCallRequest{Payload: &testgrpc.Payload{Body: fmt.Appendf(nil, "msg-%d", i)}})
+	}
+	sendErr := make(chan error, 1)
+	if pipelined {
+		go func() {
+			for i := range n {
+				if err := send(i); err != nil {
+					sendErr <- err
+					return
+				}
+			}
+			sendErr <- stream.CloseSend()
+		}()
+		// The sender ends once the stream is done: cancel unblocks Send.
+		defer func() {
+			cancel()
+			if serr := <-sendErr; serr != nil && err == nil {
+				err = fmt.Errorf("send: %w", serr)
+			}
+		}()
+	} else if err := send(0); err != nil {
+		return "", fmt.Errorf("send 0: %w", err)
+	}
+	md, err := stream.Header()
+	if err != nil {
+		return "", fmt.Errorf("header: %w", err)
+	}
+	server = strings.Join(md.Get("served-by"), ",")
+	for i := range n {
+		if !pipelined && i > 0 {
+			if err := send(i); err != nil {
+				return server, fmt.Errorf("send %d: %w", i, err)
+			}
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			return server, fmt.Errorf("recv %d: %w", i, err)
+		}
+		if got, want := string(resp.GetPayload().GetBody()), fmt.Sprintf("%s|msg-%d", server, i); got != want {
+			return server, fmt.Errorf("response %d = %q, want %q", i, got, want)
+		}
+	}
+	if !pipelined {
+		if err := stream.CloseSend(); err != nil {
+			return server, fmt.Errorf("close send: %w", err)
+		}
+	}
+	if _, err := stream.Recv(); err != io.EOF {
+		return server, fmt.Errorf("after %d responses: %v, want EOF", n, err)
+	}
+	return server, nil
+}
+
 // waitCounted polls the Prometheus endpoints of the proxies at ips
 // ("|"-separated; any one suffices) until one has a sample whose labels
 // mention substr with a value above zero.
@@ -302,4 +330,36 @@ func counted(body, substr string) bool {
 		}
 	}
 	return false
+}
+
+func TestCounted(t *testing.T) {
+	const body = `# TYPE envoy_cluster_upstream_rq_total counter
+envoy_cluster_upstream_rq_total{envoy_cluster_name="outbound|8080||echo.default.svc.cluster.local"} 3
+envoy_cluster_upstream_rq_total{envoy_cluster_name="inbound|8080||"} 0
+istio_requests_total{destination_cluster="inbound|8081||",code="200"} 1.5e+00 1700000000000
+`
+	for _, tc := range []struct {
+		name, substr string
+		want         bool
+	}{
+		{"positive counter", "outbound|8080||echo.default.svc.cluster.local", true},
+		{"zero counter", "inbound|8080||", false},
+		{"with timestamp", "inbound|8081||", true},
+		{"absent", "outbound|9090||", false},
+		{"help lines ignored", "TYPE", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := counted(body, tc.substr); got != tc.want {
+				t.Errorf("counted(%q) = %v, want %v", tc.substr, got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzCounted(f *testing.F) {
+	f.Add("a{b=\"x\"} 1\n", "x")
+	f.Add("# HELP\n}{ } NaN\n", "}")
+	f.Fuzz(func(t *testing.T, body, substr string) {
+		_ = counted(body, substr) // must not panic
+	})
 }
