@@ -71,7 +71,7 @@ func (cs *children) start(name, path string, args, env []string) (*child, error)
 // after timeout, and returns once every child has been waited for.
 func (cs *children) stop(timeout time.Duration) {
 	for _, c := range cs.list {
-		signal(c, syscall.SIGTERM)
+		signalGroup(c, syscall.SIGTERM)
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -80,7 +80,7 @@ func (cs *children) stop(timeout time.Duration) {
 		case <-c.done:
 		case <-deadline.C:
 			for _, c := range cs.list {
-				signal(c, syscall.SIGKILL)
+				signalGroup(c, syscall.SIGKILL)
 			}
 			for _, c := range cs.list {
 				<-c.done
@@ -90,9 +90,9 @@ func (cs *children) stop(timeout time.Duration) {
 	}
 }
 
-// signal sends sig to c's process group (the child leads its own) unless c
+// signalGroup sends sig to c's process group (the child leads its own) unless c
 // has already been waited for.
-func signal(c *child, sig syscall.Signal) {
+func signalGroup(c *child, sig syscall.Signal) {
 	select {
 	case <-c.done:
 		return

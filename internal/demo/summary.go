@@ -3,7 +3,6 @@ package demo
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"path/filepath"
 	"strconv"
 	"text/tabwriter"
@@ -17,12 +16,10 @@ type row struct {
 }
 
 func proxyWhere(w Workload) string {
-	admin := netip.AddrPortFrom(w.Proxy, AdminPort).String()
 	if w.Gateway {
-		return GatewayAddr + " (gateway), admin " + admin
+		return fmt.Sprintf("%s (gateway :8080, admin :%d)", w.Proxy, AdminPort)
 	}
-	return fmt.Sprintf("inbound %s:%d → %s, HTTP proxy :%d, admin :%d",
-		w.Proxy, 9080, w.AppAddr, HTTPProxyPort, AdminPort)
+	return fmt.Sprintf("%s (inbound :%d, HTTP proxy :%d, admin :%d)", w.Proxy, w.AppAddr.Port(), HTTPProxyPort, AdminPort)
 }
 
 // printSummary tells the user what runs where and what to try.
