@@ -41,6 +41,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Total services known to the control plane.",
 		}),
 	}
+	// Export every type from the start, so dashboards see zeros, not gaps.
+	for _, t := range servedTypes {
+		m.pushes.WithLabelValues(typeLabel(t.url))
+		m.rejects.WithLabelValues(typeLabel(t.url))
+	}
 	if reg == nil {
 		return m, nil
 	}

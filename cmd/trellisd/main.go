@@ -1,0 +1,184 @@
+// Command trellisd is Trellis's control plane (istiod's role): it reads Istio
+// configuration from a directory, builds the service registry, and serves
+// Envoy v3 xDS to trellis-proxy sidecars and proxyless gRPC clients.
+//
+//	--config-dir ──▶ config source ──*config.Set──▶ registry ──▶ snapshot{Version++}
+//	                                                               │ xdsserver.Update
+//	                                                               ▼
+//	                        proxies ◀── ADS on --xds-addr ── xdsserver
+//	                        /metrics /ready /debug/syncz /debug/configz on --monitoring-addr
+//
+// Everything here is wiring; the logic lives in internal packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/trellis-mesh/trellis/internal/config"
+	"github.com/trellis-mesh/trellis/internal/monitor"
+	"github.com/trellis-mesh/trellis/internal/registry"
+	"github.com/trellis-mesh/trellis/internal/snapshot"
+	"github.com/trellis-mesh/trellis/internal/xdsserver"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "trellisd:", err)
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	configDir      string
+	xdsAddr        string
+	monitoringAddr string
+	proxyHTTPPort  uint
+	logLevel       slog.Level
+}
+
+func parseFlags(args []string, stderr io.Writer) (flags, error) {
+	var f flags
+	fs := flag.NewFlagSet("trellisd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.configDir, "config-dir", "", "directory of Istio YAML to serve (required)")
+	fs.StringVar(&f.xdsAddr, "xds-addr", "127.0.0.1:15010", "address of the xDS (ADS) gRPC server")
+	fs.StringVar(&f.monitoringAddr, "monitoring-addr", "127.0.0.1:15014", "address of /metrics, /ready and /debug/*")
+	fs.UintVar(&f.proxyHTTPPort, "proxy-http-port", 15080, "port of each sidecar's HTTP-proxy listener (meshConfig.proxyHttpPort); 0 disables it")
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if f.configDir == "" {
+		return f, errors.New("--config-dir is required")
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if f.proxyHTTPPort > 65535 {
+		return f, fmt.Errorf("--proxy-http-port %d: not a port", f.proxyHTTPPort)
+	}
+	return f, nil
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
+	slog.SetDefault(log)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	xds, err := xdsserver.New(xdsserver.Options{Registerer: reg, Logger: log})
+	if err != nil {
+		return err
+	}
+	xdsLis, err := net.Listen("tcp", f.xdsAddr)
+	if err != nil {
+		return fmt.Errorf("listen xds: %w", err)
+	}
+	monLis, err := net.Listen("tcp", f.monitoringAddr)
+	if err != nil {
+		xdsLis.Close()
+		return fmt.Errorf("listen monitoring: %w", err)
+	}
+
+	mesh := snapshot.DefaultMesh()
+	mesh.ProxyHTTPPort = uint32(f.proxyHTTPPort)
+	p := &pipeline{
+		registry: registry.NewServiceEntrySource(),
+		mesh:     mesh,
+		update:   xds.Update,
+		onFirst: func() {
+			log.Info("trellisd ready", "xds", xdsLis.Addr().String(), "monitoring", monLis.Addr().String(),
+				"config-dir", f.configDir)
+		},
+	}
+	mon := monitor.Handler(monitor.Options{
+		Gatherer: reg,
+		Ready:    p.ready, // the listeners are bound above, so xDS is accepting
+		Syncz:    xds.Status,
+		Config:   p.config,
+		Logger:   log,
+	})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	// goFn runs fn until it returns; the first failure stops everything.
+	goFn := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil {
+				errMu.Lock()
+				if first == nil {
+					first = fmt.Errorf("%s: %w", name, err)
+				}
+				errMu.Unlock()
+			}
+			cancel()
+		}()
+	}
+	goFn("xds", func() error { return xds.Serve(xdsLis) })
+	goFn("xds shutdown", func() error { <-ctx.Done(); return xds.Close() })
+	goFn("monitoring", func() error { return monitor.Serve(ctx, monLis, mon) })
+	goFn("config", func() error { return watchConfig(ctx, f.configDir, log, p.publish) })
+	wg.Wait()
+	log.Info("trellisd stopped")
+	return first
+}
+
+// pipeline turns each new config set into a snapshot and hands it to the
+// xDS server. publish is called from one goroutine at a time.
+type pipeline struct {
+	registry registry.Source
+	mesh     snapshot.Mesh
+	update   func(*snapshot.Snapshot)
+	onFirst  func()
+
+	version uint64
+	current atomic.Pointer[snapshot.Snapshot]
+}
+
+func (p *pipeline) publish(set *config.Set) {
+	p.version++
+	snap := &snapshot.Snapshot{Version: p.version, Config: set, Registry: p.registry.Registry(set), Mesh: p.mesh}
+	first := p.current.Swap(snap) == nil
+	p.update(snap)
+	if first && p.onFirst != nil {
+		p.onFirst()
+	}
+}
+
+func (p *pipeline) ready() bool { return p.current.Load() != nil }
+
+func (p *pipeline) config() (*config.Set, uint64) {
+	s := p.current.Load()
+	if s == nil {
+		return nil, 0
+	}
+	return s.Config, s.Version
+}
