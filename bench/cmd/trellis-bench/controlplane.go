@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/trellis-mesh/trellis/bench/internal/meshcfg"
+	"github.com/trellis-mesh/trellis/bench/internal/proc"
+	"github.com/trellis-mesh/trellis/bench/internal/procfs"
+	"github.com/trellis-mesh/trellis/bench/internal/report"
+	"github.com/trellis-mesh/trellis/bench/internal/xdsload"
+)
+
+// trellisdLoadAddr is trellisd's address in the control-plane scenario.
+var trellisdLoadAddr = netip.MustParseAddr("127.0.155.1")
+
+// cpSize is the control-plane scenario's scale.
+type cpSize struct {
+	load        meshcfg.Load
+	window      int // services per proxy with Sidecar scoping
+	changes     int // edits of each kind per setup
+	syncTimeout time.Duration
+}
+
+func controlPlaneSize(quick bool) cpSize {
+	if quick {
+		return cpSize{load: meshcfg.Load{Services: 50, Endpoints: 3, Proxies: 20}, window: 5, changes: 2, syncTimeout: 60 * time.Second}
+	}
+	return cpSize{load: meshcfg.Load{Services: 1000, Endpoints: 10, Proxies: 1000}, window: 10, changes: 5, syncTimeout: 180 * time.Second}
+}
+
+var cpCols = []report.Column{
+	{Key: "proxies", Header: "proxies"}, {Key: "affected", Header: "affected"},
+	{Key: "p50_ms", Header: "ACK p50 ms", Digits: 1}, {Key: "p99_ms", Header: "ACK p99 ms", Digits: 1},
+	{Key: "max_ms", Header: "ACK max ms", Digits: 1}, {Key: "missing", Header: "never ACKed"},
+	{Key: "kb_per_proxy", Header: "KB per proxy per change", Digits: 2},
+	{Key: "cpu_s_per_push", Header: "trellisd CPU s per push", Digits: 3},
+	{Key: "sync_s", Header: "initial sync s", Digits: 1},
+	{Key: "rss_mb", Header: "trellisd RSS MB", Digits: 0}, {Key: "mb_per_proxy", Header: "MB per proxy", Digits: 3},
+}
+
+// cpLabel names a control-plane row.
+func cpLabel(delta, scoped bool, change string) string {
+	proto, scope := "sotw", "no scoping"
+	if delta {
+		proto = "delta"
+	}
+	if scoped {
+		scope = "Sidecar scoping"
+	}
+	return fmt.Sprintf("%s, %s, %s change", proto, scope, change)
+}
+
+// runControlPlane times pushes from trellisd to a fleet of simulated proxies.
+func runControlPlane(ctx context.Context, e *env, rep *report.Report) {
+	size := controlPlaneSize(e.quick)
+	l := size.load
+	tbl := rep.NewTable("controlplane", fmt.Sprintf("Control plane: %d simulated proxies (ADS over gRPC), %d services × %d endpoints; time from a file edit until every affected proxy ACKed",
+		l.Proxies, l.Services, l.Endpoints), cpCols...)
+	tbl.Note("bytes are proto.Size of every response received by the fleet from the edit until quiet, divided by all connected proxies; MB per proxy is (RSS with the fleet synced − RSS before it connected) / proxies")
+	tbl.Note("Sidecar scoping: each proxy's Sidecar imports %d services, so an edit affects about %d proxies", size.window, l.Proxies*size.window/l.Services)
+	counter := 0
+	for _, scoped := range []bool{false, true} {
+		for _, delta := range []bool{false, true} {
+			if ctx.Err() != nil {
+				return
+			}
+			cpSetup(ctx, e, tbl, size, scoped, delta, &counter)
+		}
+	}
+}
+
+func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped, delta bool, counter *int) {
+	labels := []string{cpLabel(delta, scoped, "endpoint"), cpLabel(delta, scoped, "VirtualService")}
+	skip := func(reason string) {
+		for _, lb := range labels {
+			tbl.Skip(lb, reason)
+		}
+	}
+	if r := e.need("trellisd"); r != "" {
+		skip(r)
+		return
+	}
+	l := size.load
+	if scoped {
+		l.Window = size.window
+	}
+	name := fmt.Sprintf("cp-delta%v-scoped%v", delta, scoped)
+	dir := e.dir(name)
+	cfg := filepath.Join(dir, "config")
+	vsServices := make([]int, size.changes)
+	for j := range vsServices {
+		vsServices[j] = (j*13 + 3) % l.Services
+	}
+	if err := l.Write(cfg, vsServices); err != nil {
+		skip(err.Error())
+		return
+	}
+	xds := hostPort(trellisdLoadAddr, 15010)
+	d, err := proc.Start(proc.Spec{Name: "trellisd", Path: e.trellisd, LogDir: dir, Args: []string{
+		"--config-dir", cfg, "--xds-addr", xds, "--monitoring-addr", hostPort(trellisdLoadAddr, 15014)}})
+	if err != nil {
+		skip(err.Error())
+		return
+	}
+	defer d.Close()
+	wctx, cancel := context.WithTimeout(ctx, size.syncTimeout)
+	defer cancel()
+	if err := proc.WaitHTTP(wctx, d, "http://"+hostPort(trellisdLoadAddr, 15014)+"/ready"); err != nil {
+		skip("trellisd: " + err.Error())
+		return
+	}
+	rss0, err := settledRSS(wctx, d)
+	if err != nil {
+		skip(err.Error())
+		return
+	}
+	nodes := make([]string, l.Proxies)
+	for k := range nodes {
+		nodes[k] = meshcfg.NodeID(k)
+	}
+	fleet := xdsload.New(xdsload.Options{Server: xds, Nodes: nodes, Delta: delta, Logger: e.log})
+	runCtx, stopFleet := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- fleet.Run(runCtx) }()
+	defer func() { stopFleet(); <-done }()
+	start := time.Now()
+	if err := fleet.WaitSynced(wctx, time.Second); err != nil {
+		skip(fmt.Sprintf("fleet did not sync within %s: %v", size.syncTimeout, err))
+		return
+	}
+	syncTime := time.Since(start) - time.Second // minus the quiet period
+	rss1, err := settledRSS(ctx, d)
+	if err != nil {
+		skip(err.Error())
+		return
+	}
+	common := map[string]float64{"proxies": float64(l.Proxies), "sync_s": syncTime.Seconds(), "rss_mb": float64(rss1) / mb,
+		"mb_per_proxy": float64(rss1-rss0) / mb / float64(l.Proxies)}
+
+	edits := []func(j int) (svc int, marker string, apply func() error){
+		func(j int) (int, string, func() error) { // move an endpoint
+			*counter++
+			svc := (j*7 + 1) % l.Services
+			addr := meshcfg.Addr(3, *counter).String()
+			return svc, addr, func() error { return l.WriteEndpointChange(cfg, svc, addr) }
+		},
+		func(j int) (int, string, func() error) { // change a VirtualService's header
+			*counter++
+			svc := vsServices[j]
+			mark := fmt.Sprintf("mark-%d-x", *counter)
+			return svc, mark, func() error { return l.WriteVirtualService(cfg, svc, mark) }
+		},
+	}
+	for i, edit := range edits {
+		var delays []time.Duration
+		var missing, affected int
+		var bytes int64
+		var cpu time.Duration
+		for j := range size.changes {
+			svc, marker, apply := edit(j)
+			who := l.Affected(svc)
+			affected += len(who)
+			st0, _ := procfs.ReadStat(d.PID())
+			b0 := fleet.Bytes()
+			w := fleet.Watch([]byte(marker), who)
+			if err := apply(); err != nil {
+				tbl.Note("%s: edit failed: %v", labels[i], err)
+				break
+			}
+			cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+			got, miss := w.Wait(cctx)
+			_ = fleet.WaitQuiet(cctx, 300*time.Millisecond)
+			ccancel()
+			st1, _ := procfs.ReadStat(d.PID())
+			delays = append(delays, got...)
+			missing += miss
+			bytes += fleet.Bytes() - b0
+			cpu += st1.CPU - st0.CPU
+		}
+		v := map[string]float64{"affected": float64(affected) / float64(size.changes), "missing": float64(missing),
+			"kb_per_proxy":   float64(bytes) / 1024 / float64(size.changes) / float64(l.Proxies),
+			"cpu_s_per_push": cpu.Seconds() / float64(size.changes)}
+		for k, x := range common {
+			v[k] = x
+		}
+		if len(delays) > 0 {
+			slices.Sort(delays)
+			v["p50_ms"] = ms(quantile(delays, 0.50))
+			v["p99_ms"] = ms(quantile(delays, 0.99))
+			v["max_ms"] = ms(delays[len(delays)-1])
+		}
+		tbl.Add(labels[i], v)
+	}
+}
+
+// quantile returns the q-quantile (nearest rank) of sorted durations.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }

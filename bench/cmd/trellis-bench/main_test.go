@@ -1,0 +1,66 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/trellis-mesh/trellis/bench/internal/report"
+)
+
+func TestQuantile(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	for _, tc := range []struct {
+		name string
+		in   []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{"median", d, 0.5, 50 * time.Millisecond},
+		{"p99", d, 0.99, 99 * time.Millisecond},
+		{"single", d[:1], 0.99, time.Millisecond},
+		{"empty", nil, 0.5, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := quantile(tc.in, tc.q); got != tc.want {
+				t.Errorf("quantile = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestChecks feeds a synthetic report through the targets.
+func TestChecks(t *testing.T) {
+	rep := &report.Report{}
+	lat := rep.NewTable("latency", "", latencyCols...)
+	lat.Add("trellis c=16", map[string]float64{"added_p99": 110, "cpu_sidecar": 0.05})
+	lat.Add("haproxy c=16", map[string]float64{"added_p99": 100, "cpu_sidecar": 0.03})
+	sat := rep.NewTable("saturation", "")
+	sat.Add("trellis GOMAXPROCS=1", map[string]float64{"qps": 8000})
+	sat.Add("haproxy nbthread 1", map[string]float64{"qps": 10000})
+	cp := rep.NewTable("controlplane", "", cpCols...)
+	cp.Add(cpLabel(false, false, "endpoint"), map[string]float64{"p99_ms": 400, "missing": 0, "kb_per_proxy": 500, "mb_per_proxy": 0.2})
+	cp.Add(cpLabel(true, false, "endpoint"), map[string]float64{"p99_ms": 300, "missing": 2, "kb_per_proxy": 1, "mb_per_proxy": 0.7})
+	got := map[string]report.Status{}
+	for _, c := range checks(rep) {
+		got[c.Name] = c.Status
+	}
+	for name, want := range map[string]report.Status{
+		"added p99 at 1000 rps, c=16: Trellis / HAProxy":                                  report.Pass,
+		"added p99 at 1000 rps, c=4: Trellis / HAProxy":                                   report.Skip,
+		"sidecar CPU at 1000 rps (vCPU per 1000 rps)":                                     report.Pass,
+		"sidecar CPU: Trellis / HAProxy":                                                  report.Fail,
+		"one-core saturation: Trellis / HAProxy":                                          report.Pass,
+		"sidecar memory per cluster (KB)":                                                 report.Skip,
+		"sotw, no scoping, endpoint change: p99 time to ACK with 1000 proxies (ms)":       report.Pass,
+		"delta, no scoping, endpoint change: p99 time to ACK with 1000 proxies (ms)":      report.Fail,
+		"trellisd memory per connected proxy (MB, worst setup)":                           report.Fail,
+		"delta sends only what changed: delta / SotW bytes per proxy per endpoint change": report.Pass,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %q, want %s", name, got[name], want)
+		}
+	}
+}
