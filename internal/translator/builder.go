@@ -58,10 +58,10 @@ func newBuilder(s *snapshot.Snapshot, p Proxy) *builder {
 		// Istio never applies Sidecar resources to gateways.
 		b.sidecar = b.selectSidecar()
 	}
-	b.visible = b.visibleServices()
 	b.meshVS = b.virtualServicesFor(func(gws []string, _ string) bool {
 		return len(gws) == 0 || slices.Contains(gws, "mesh")
 	})
+	b.visible = b.visibleServices()
 	return b
 }
 
@@ -96,14 +96,17 @@ func (b *builder) selectSidecar() *networkingv1.Sidecar {
 
 // visibleServices are the services exported to the proxy's namespace and,
 // when a Sidecar with egress listeners applies, named by the union of their
-// hosts.
+// hosts or routed to by a VirtualService those hosts select (Istio adds
+// VirtualService destinations to the Sidecar's scope).
 func (b *builder) visibleServices() []*registry.Service {
+	eg := b.sidecar.GetEgress()
+	deps := b.virtualServiceDependencies(eg)
 	var out []*registry.Service
 	for _, svc := range b.reg.Services {
 		if !b.exportedTo(svc.ExportTo, svc.Namespace) {
 			continue
 		}
-		if eg := b.sidecar.GetEgress(); len(eg) > 0 && !slices.ContainsFunc(eg, func(e *networkingv1.IstioEgressListener) bool {
+		if len(eg) > 0 && !deps[svc.Hostname] && !slices.ContainsFunc(eg, func(e *networkingv1.IstioEgressListener) bool {
 			return b.egressSelects(e.GetHosts(), svc)
 		}) {
 			continue
@@ -111,6 +114,38 @@ func (b *builder) visibleServices() []*registry.Service {
 		out = append(out, svc)
 	}
 	return out
+}
+
+// virtualServiceDependencies returns the destination hosts of the mesh
+// VirtualServices whose hosts the egress listeners select.
+func (b *builder) virtualServiceDependencies(eg []*networkingv1.IstioEgressListener) map[string]bool {
+	deps := map[string]bool{}
+	if len(eg) == 0 {
+		return deps
+	}
+	for _, r := range b.meshVS {
+		vs := r.Spec.(*networkingv1.VirtualService)
+		selected := slices.ContainsFunc(vs.GetHosts(), func(h string) bool {
+			h = b.fqdn(h, r.Meta.Namespace)
+			return slices.ContainsFunc(eg, func(e *networkingv1.IstioEgressListener) bool {
+				return b.egressSelectsHost(e.GetHosts(), r.Meta.Namespace, h)
+			})
+		})
+		if !selected {
+			continue
+		}
+		for _, hr := range vs.GetHttp() {
+			for _, d := range hr.GetRoute() {
+				deps[b.fqdn(d.GetDestination().GetHost(), r.Meta.Namespace)] = true
+			}
+		}
+		for _, tr := range vs.GetTcp() {
+			for _, d := range tr.GetRoute() {
+				deps[b.fqdn(d.GetDestination().GetHost(), r.Meta.Namespace)] = true
+			}
+		}
+	}
+	return deps
 }
 
 // exportedTo reports whether a resource of namespace owner with the given
@@ -140,21 +175,27 @@ func (b *builder) exportedTo(exportTo []string, owner string) bool {
 
 // egressSelects reports whether Sidecar egress hosts ("ns/host") select svc.
 func (b *builder) egressSelects(hosts []string, svc *registry.Service) bool {
+	return b.egressSelectsHost(hosts, svc.Namespace, svc.Hostname)
+}
+
+// egressSelectsHost reports whether Sidecar egress hosts select host (which
+// may be a wildcard) declared in namespace ns.
+func (b *builder) egressSelectsHost(hosts []string, ns, host string) bool {
 	for _, h := range hosts {
-		ns, host, found := strings.Cut(h, "/")
+		want, pattern, found := strings.Cut(h, "/")
 		if !found {
-			ns, host = "*", h
+			want, pattern = "*", h
 		}
-		switch ns {
+		switch want {
 		case "~":
 			continue
 		case ".":
-			ns = b.ns
+			want = b.ns
 		}
-		if ns != "*" && ns != svc.Namespace {
+		if want != "*" && want != ns {
 			continue
 		}
-		if hostMatches(host, svc.Hostname) {
+		if hostsIntersect(pattern, host) {
 			return true
 		}
 	}

@@ -86,6 +86,25 @@ spec:
   egress:
   - hosts: [ns2/*]
   - hosts: ["*/api.example.com", "*/private.ns2.svc.cluster.local"]`, []string{"api.example.com:443", "b.ns2.svc.cluster.local:80", "to-ns1.ns2.svc.cluster.local:80"}},
+		{"VirtualService destinations join the scope", `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: ns1}
+spec: {egress: [{hosts: [./*]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a, namespace: ns1}
+spec:
+  hosts: [a]
+  http: [{route: [{destination: {host: b.ns2.svc.cluster.local}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: unselected, namespace: ns2}
+spec:
+  hosts: [b]
+  http: [{route: [{destination: {host: to-ns1}}]}]`, []string{"a.ns1.svc.cluster.local:80", "b.ns2.svc.cluster.local:80"}},
 		{"wildcard host", `
 apiVersion: networking.istio.io/v1
 kind: Sidecar
