@@ -2,14 +2,33 @@
 // one proxy needs. It is pure: the same snapshot and proxy always give the same
 // resources, nothing is read from anywhere else, and nothing is cached here.
 //
-//	*snapshot.Snapshot + Proxy
-//	  1 find the proxy's workload and the Sidecar that selects it
-//	  2 services visible to it (Sidecar egress hosts, exportTo)
-//	  3 clusters: outbound|PORT|SUBSET|HOST per service port and DestinationRule subset; inbound|PORT||
-//	  4 endpoints: one ClusterLoadAssignment per EDS cluster, by locality
-//	  5 routes: VirtualServices merged per port (outbound), inbound, http_proxy, gateway http.PORT
-//	  6 listeners: inbound (workload address), egress binds, http_proxy, gateway servers
+//	*snapshot.Snapshot + Proxy (ParseNode reads it from the xDS node)
+//	  1 find the proxy's workload and the Sidecar that selects it      builder.go
+//	    (selector match in its namespace > namespace default > root default)
+//	  2 services visible to it: exportTo, then the union of the Sidecar  builder.go
+//	    egress hosts plus the destinations of VirtualServices they select
+//	  3 clusters: outbound|PORT|SUBSET|HOST per service port and          cluster.go
+//	    DestinationRule subset (proxy ns > service ns > root ns); BlackHoleCluster
+//	  4 endpoints: one ClusterLoadAssignment per EDS cluster, by locality endpoint.go
+//	  5 routes: per outbound HTTP port "PORT", http_proxy, inbound|PORT||, route.go
+//	    gateway http.PORT, proxyless HOST:PORT; VirtualService http     virtualservice.go
+//	    routes replace a host's default route, one Envoy route per match
+//	  6 listeners: sidecar inbound_ADDR_PORT, egress BIND_PORT,           listener.go
+//	    http_proxy; gateway ADDR_PORT; proxyless API listeners          gateway.go, proxyless.go
 //	  ──▶ *Resources (every message passes Validate())
 //
-// The Envoy subset emitted is described in docs/xds.md.
+// The Envoy subset emitted is described in docs/xds.md. Semantics follow
+// Istio for VMs with Sidecar captureMode NONE (docs/local-mesh.md).
+//
+// Not yet translated (each marked TODO(next issue) where it would go):
+// VirtualService fault, mirror, corsPolicy, delegate, uriRegexRewrite and
+// redirect derivePort; tls and tcp VirtualService routes; HTTPS, TLS and TCP
+// Gateway servers; DestinationRule TLS, outlier detection, consistent hash
+// and locality LB; workload-scoped DestinationRules; resolution NONE
+// (served as STATIC); unix-socket defaultEndpoints.
+//
+// Tests: golden files per proxy kind (testdata/*.golden.json, -update),
+// route simulation (simulate_test.go: "host H, path P goes to cluster C"),
+// and table tests for node parsing, visibility, DestinationRule policy and
+// listeners.
 package translator
