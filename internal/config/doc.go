@@ -12,7 +12,16 @@
 // without reading code. Nothing in this package panics on any input; the
 // loader has a fuzz target.
 //
-//	bytes ──1 split documents──▶ yaml nodes ──2 schema walk (unknown field,
-//	wrong type, with line numbers)──▶ protojson decode ──3 semantic checks──▶
-//	*Resource ──4 NewSet (duplicates)──▶ *Set (immutable)
+//	bytes ──1 split documents (yaml.v3)──▶ yaml nodes
+//	      ──2 header: apiVersion, kind, metadata (namespace defaults to "default")
+//	      ──3 schema walk of spec against the proto descriptor: unknown fields,
+//	          wrong types, enums, oneofs, durations; records path → line
+//	      ──4 JSON ──▶ protojson into the istio.io/api type
+//	      ──5 semantic checks (validate*.go), placed via the path → line index
+//	      ──▶ *File{Resources, Failed, Errors}
+//	[]*File ──6 Merge: duplicates (first in file order wins)──▶ *Set (immutable)
+//
+// Entry points: ParseFile / Parse for one file's bytes, ReadDir + Merge or
+// LoadDir for a directory. The directory source (internal/configdir) builds
+// its last-good view from ParseFile results and Merge.
 package config

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -51,6 +52,7 @@ func newSpec(k Kind) proto.Message {
 // header holds the top-level nodes of one document.
 type header struct {
 	apiVersion, kind, metadata, spec *yaml.Node
+	specLine                         int // line of the "spec:" key
 }
 
 // decodeDocument turns one YAML document into a validated resource. An empty
@@ -93,7 +95,7 @@ func decodeDocument(file string, doc *yaml.Node) (r *Resource, key Key, errs []*
 		case "metadata":
 			h.metadata = vn
 		case "spec":
-			h.spec = vn
+			h.spec, h.specLine = vn, kn.Line
 		case "status":
 			// Written by controllers, ignored as Kubernetes ignores it on create.
 		default:
@@ -111,7 +113,7 @@ func decodeDocument(file string, doc *yaml.Node) (r *Resource, key Key, errs []*
 	}
 	decodeAPIVersion(h.apiVersion, root, kind, docErr)
 
-	spec, fieldErrs, lines := decodeSpec(kind, h.spec)
+	spec, fieldErrs, lines := decodeSpec(kind, h.spec, cmp.Or(h.specLine, root.Line))
 	for _, fe := range fieldErrs {
 		line := fe.line
 		if line == 0 {
@@ -272,9 +274,10 @@ func stringMap(n *yaml.Node, field string, docErr docErrFunc) (map[string]string
 // decodeSpec checks the spec node against the kind's schema, decodes it with
 // protojson, and runs the semantic checks. lines indexes field paths to
 // lines for placing errors.
-func decodeSpec(kind Kind, n *yaml.Node) (proto.Message, []fieldError, map[string]int) {
+func decodeSpec(kind Kind, n *yaml.Node, specLine int) (proto.Message, []fieldError, map[string]int) {
 	spec := newSpec(kind)
 	w := newSchemaWalker()
+	w.lines["spec"] = specLine
 	v := w.message(n, spec.ProtoReflect().Descriptor(), "spec", 0)
 	if len(w.errs) > 0 {
 		sortFieldErrors(w.errs)

@@ -52,15 +52,20 @@ func Parse(file string, data []byte) (resources []*Resource, failed []Key, errs 
 // ParseFile is Parse returning a *File. Duplicates within the file are not
 // reported here; Merge does that across files.
 func ParseFile(file string, data []byte) (f *File) {
-	f = &File{Name: file}
 	defer func() {
 		// yaml.v3 has had panics on hostile input; a panic must never take
-		// the control plane down with it.
+		// the control plane down with it. FuzzParse calls parseFile so that
+		// it still sees them.
 		if r := recover(); r != nil {
-			*f = File{Name: file, Unreadable: true,
+			f = &File{Name: file, Unreadable: true,
 				Errors: []*Error{{File: file, Msg: fmt.Sprintf("cannot decode file: internal error: %v", r)}}}
 		}
 	}()
+	return parseFile(file, data)
+}
+
+func parseFile(file string, data []byte) *File {
+	f := &File{Name: file}
 	if len(data) > MaxFileSize {
 		f.Unreadable = true
 		f.Errors = []*Error{{File: file, Msg: fmt.Sprintf("file is %d bytes, larger than the %d byte limit", len(data), MaxFileSize)}}

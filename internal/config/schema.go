@@ -115,7 +115,9 @@ func (w *schemaWalker) message(n *yaml.Node, md protoreflect.MessageDescriptor, 
 	if !w.spend(n, path, depth) || isNull(n) {
 		return nil
 	}
-	w.lines[path] = n.Line
+	if _, ok := w.lines[path]; !ok { // the key's line, when the parent recorded it
+		w.lines[path] = n.Line
+	}
 	if wk, ok := w.wellKnown(n, md, path, depth); ok {
 		return wk
 	}
