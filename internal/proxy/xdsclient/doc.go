@@ -1,10 +1,26 @@
 // Package xdsclient is trellis-proxy's ADS client. It holds one stream to the
 // control plane (delta by default, state-of-the-world on request), follows
-// Envoy's ordering (CDS → EDS, LDS → RDS), hands each complete resource set
-// to package compile, ACKs what compiles and NACKs what does not with the
-// reason, keeping the last good config. When the control plane is unreachable
-// it keeps the last config and reconnects with jittered exponential backoff.
+// Envoy's ordering (CDS → EDS, LDS → RDS), hands each response to package
+// compile, ACKs what compiles and NACKs what does not with the reason,
+// keeping the last good config. When the control plane is unreachable it
+// keeps the last config and reconnects with jittered exponential backoff.
 //
-//	stream ──1 receive──▶ resource cache (per type) ──2 compile──▶ ok: 3 ACK, publish *runtime.Config
-//	                                                             └─ error: 3 NACK with error_detail, keep last good
+//	Run ──1 dial, open stream, subscribe: CDS "*", LDS "*" (+ EDS/RDS names held)
+//	     │   delta: initial_resource_versions; SotW: last accepted version_info
+//	     ▼
+//	receive goroutine ──2 response──▶ session loop (owns all state)
+//	                                   3 Decode + Parse every resource (compile)
+//	                                   ├─ error: 4 NACK (error_detail, previous version), store nothing
+//	                                   └─ ok:    4 store (SotW LDS/CDS: complete set, removal by omission;
+//	                                             RDS/EDS and delta: named upserts and removals), ACK,
+//	                                             5 listeners/clusters changed → (un)subscribe RDS/EDS names
+//	                                   6 warm? every referenced route table and ClusterLoadAssignment
+//	                                     arrived once (or WarmingTimeout passed) → compile.Build → OnConfig
+//	stream breaks ──7 keep state and last config, back off (jittered, ≤ MaxBackoff), go to 1
+//
+// State (the decoded and parsed resources, delta resource versions, SotW
+// accepted versions, RDS/EDS subscriptions) lives for the whole of Run, so a
+// reconnect resumes rather than starts over. A state-of-the-world server
+// answers a NACK by resending the same resources; repeated identical NACKs
+// are therefore sent with a growing delay.
 package xdsclient
