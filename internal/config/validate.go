@@ -190,7 +190,14 @@ func checkFQDN(s string) string {
 	if len(s) > 255 {
 		return "longer than 255 characters"
 	}
-	for _, label := range strings.Split(s, ".") {
+	labels := strings.Split(s, ".")
+	if last := labels[len(labels)-1]; last != "" && strings.Trim(last, "0123456789") == "" {
+		if strings.Trim(s, "0123456789.") == "" {
+			return "not a valid IP address"
+		}
+		return "the last DNS label must not be all digits"
+	}
+	for _, label := range labels {
 		if label == "" {
 			return "empty DNS label"
 		}

@@ -106,6 +106,8 @@ func TestValidateWorkloadEntry(t *testing.T) {
 			want: []string{"t.yaml:5: WorkloadEntry default/x: spec.address: address is required"}},
 		{name: "address invalid", spec: "address: 'not an ip'",
 			want: []string{`t.yaml:6: WorkloadEntry default/x: spec.address: "not an ip" is not an IP address or DNS name: "not an ip" is not a valid DNS label`}},
+		{name: "address bad IP", spec: "address: 127.0.10.600",
+			want: []string{`t.yaml:6: WorkloadEntry default/x: spec.address: "127.0.10.600" is not an IP address or DNS name: not a valid IP address`}},
 		{name: "port value zero", spec: "address: 127.0.0.1\nports:\n  http: 0",
 			want: []string{"t.yaml:8: WorkloadEntry default/x: spec.ports[http]: port number must be between 1 and 65535, got 0"}},
 		{name: "port value out of range", spec: "address: 127.0.0.1\nports: {http: 65536}",
