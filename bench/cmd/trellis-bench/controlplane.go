@@ -129,11 +129,15 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 	go func() { done <- fleet.Run(runCtx) }()
 	defer func() { stopFleet(); <-done }()
 	start := time.Now()
-	if err := fleet.WaitSynced(wctx, time.Second); err != nil {
-		skip(fmt.Sprintf("fleet did not sync within %s: %v", size.syncTimeout, err))
+	if err := fleet.WaitSynced(wctx, 0); err != nil {
+		skip(fmt.Sprintf("fleet did not sync within %s: %v (see %s)", size.syncTimeout, err, filepath.Join(dir, "trellisd.log")))
 		return
 	}
-	syncTime := time.Since(start) - time.Second // minus the quiet period
+	syncTime := time.Since(start)
+	if err := fleet.WaitQuiet(wctx, time.Second); err != nil {
+		skip(err.Error())
+		return
+	}
 	rss1, err := settledRSS(ctx, d)
 	if err != nil {
 		skip(err.Error())

@@ -200,15 +200,20 @@ func (e *env) buildTrellis(ctx context.Context, binDir string) {
 		return
 	}
 	out := filepath.Join(e.runDir, "bin")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out+"/", "./cmd/trellisd", "./cmd/trellis-proxy")
-	cmd.Dir = e.root
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		reason := "build failed: " + firstLines(string(msg), 2)
-		e.missing["trellisd"], e.missing["trellis-proxy"] = reason, reason
-		e.log.Warn("building trellisd and trellis-proxy failed; Trellis scenarios will be skipped", "err", err, "output", string(msg))
-		return
+	for _, name := range []string{"trellisd", "trellis-proxy"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(out, name), "./cmd/"+name)
+		cmd.Dir = e.root
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			e.missing[name] = name + " build failed: " + firstLines(string(msg), 2)
+			e.log.Warn("build failed; scenarios that need it will be skipped", "binary", name, "err", err, "output", string(msg))
+			continue
+		}
+		if name == "trellisd" {
+			e.trellisd = filepath.Join(out, name)
+		} else {
+			e.proxy = filepath.Join(out, name)
+		}
 	}
-	e.trellisd, e.proxy = filepath.Join(out, "trellisd"), filepath.Join(out, "trellis-proxy")
 }
 
 // need returns "" when every named tool is available, else why not.
