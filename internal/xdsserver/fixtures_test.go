@@ -212,3 +212,18 @@ func nodeID(name string) string {
 }
 
 func nodeProto(id string) *corev3.Node { return &corev3.Node{Id: id} }
+
+// socketListener is a sidecar's outbound HTTP listener using RDS route.
+func socketListener(t testing.TB, name, route string) *listenerv3.Listener {
+	api := apiListener(t, name, route)
+	return &listenerv3.Listener{
+		Name: name,
+		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address: "127.0.10.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 9080},
+		}}},
+		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{
+			Name:       "envoy.filters.network.http_connection_manager",
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: api.GetApiListener().GetApiListener()},
+		}}}},
+	}
+}

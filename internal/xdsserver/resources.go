@@ -8,6 +8,9 @@ import (
 	"maps"
 	"slices"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -42,10 +45,17 @@ func typed(r *translator.Resources) [len(servedTypes)]map[string]proto.Message {
 // validator is implemented by every Envoy API message (protoc-gen-validate).
 type validator interface{ Validate() error }
 
-// build validates every resource, drops (and logs) the invalid ones, and
-// returns the cache snapshot with one version per type: a hash of that
-// type's names and deterministic encodings, so identical resources always
-// give the same version and an unchanged type is never re-sent.
+// build validates every resource, drops (and logs) the invalid ones, drops
+// routes no kept listener references and endpoints no kept EDS cluster
+// references, and returns the cache snapshot with one version per type: a
+// hash of that type's names and deterministic encodings, so identical
+// resources always give the same version and an unchanged type is never
+// re-sent.
+//
+// Unreferenced resources must go: in ADS mode the cache answers an RDS or
+// EDS request only when every resource of the type is among the names asked
+// for, and a proxy asks only for what its listeners and clusters reference,
+// so one stray route would hold back every route update.
 //
 // The cache's Consistent() is deliberately not called: it requires every RDS
 // resource to be referenced by an HttpConnectionManager in a socket listener
@@ -54,27 +64,41 @@ func build(r *translator.Resources, node string, log *slog.Logger) (*cachev3.Sna
 	var (
 		snap cachev3.Snapshot
 		vers versions
+		kept [len(servedTypes)]map[string]proto.Message
 	)
-	for i, byName := range typed(r) {
-		names := slices.Sorted(maps.Keys(byName))
+	in := typed(r)
+	for i, st := range servedTypes {
+		var refs map[string]bool
+		switch st.url {
+		case resourcev3.EndpointType:
+			refs = edsReferences(kept[0])
+		case resourcev3.RouteType:
+			refs = routeReferences(kept[2])
+		}
+		names := slices.Sorted(maps.Keys(in[i]))
 		items := make([]types.Resource, 0, len(names))
+		kept[i] = make(map[string]proto.Message, len(names))
 		h := sha256.New()
 		var lenBuf [8]byte
 		for _, name := range names {
-			m := byName[name]
+			m := in[i][name]
 			if m == nil {
+				continue
+			}
+			if refs != nil && !refs[name] {
+				log.Warn("dropping unreferenced resource", "node", node, "type", typeLabel(st.url), "name", name)
 				continue
 			}
 			if v, ok := m.(validator); ok {
 				if err := v.Validate(); err != nil {
-					log.Error("dropping invalid resource", "node", node, "type", typeLabel(servedTypes[i].url),
+					log.Error("dropping invalid resource", "node", node, "type", typeLabel(st.url),
 						"name", name, "err", err)
 					continue
 				}
 			}
 			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 			if err != nil {
-				log.Error("dropping unencodable resource", "node", node, "type", typeLabel(servedTypes[i].url),
+				log.Error("dropping unencodable resource", "node", node, "type", typeLabel(st.url),
 					"name", name, "err", err)
 				continue
 			}
@@ -86,9 +110,63 @@ func build(r *translator.Resources, node string, log *slog.Logger) (*cachev3.Sna
 			h.Write(lenBuf[:])
 			h.Write(b)
 			items = append(items, m)
+			kept[i][name] = m
 		}
 		vers[i] = hex.EncodeToString(h.Sum(nil)[:8])
-		snap.Resources[servedTypes[i].slot] = cachev3.NewResources(vers[i], items)
+		snap.Resources[st.slot] = cachev3.NewResources(vers[i], items)
 	}
 	return &snap, vers
+}
+
+// edsReferences returns the EDS service names of the EDS clusters; a
+// cluster without one uses its own name, as Envoy does. Never nil.
+func edsReferences(clusters map[string]proto.Message) map[string]bool {
+	refs := make(map[string]bool)
+	for _, m := range clusters {
+		c, ok := m.(*clusterv3.Cluster)
+		if !ok || c.GetType() != clusterv3.Cluster_EDS {
+			continue
+		}
+		if n := c.GetEdsClusterConfig().GetServiceName(); n != "" {
+			refs[n] = true
+		} else {
+			refs[c.GetName()] = true
+		}
+	}
+	return refs
+}
+
+// routeReferences returns the RDS route names used by the listeners'
+// HttpConnectionManagers, in filter chains and in API listeners. Never nil.
+func routeReferences(listeners map[string]proto.Message) map[string]bool {
+	refs := make(map[string]bool)
+	add := func(hcm *hcmv3.HttpConnectionManager) {
+		if n := hcm.GetRds().GetRouteConfigName(); n != "" {
+			refs[n] = true
+		}
+	}
+	for _, m := range listeners {
+		l, ok := m.(*listenerv3.Listener)
+		if !ok {
+			continue
+		}
+		chains := l.GetFilterChains()
+		if dc := l.GetDefaultFilterChain(); dc != nil {
+			chains = append(slices.Clip(chains), dc)
+		}
+		for _, fc := range chains {
+			for _, f := range fc.GetFilters() {
+				if hcm := resourcev3.GetHTTPConnectionManager(f); hcm != nil {
+					add(hcm)
+				}
+			}
+		}
+		if a := l.GetApiListener().GetApiListener(); a != nil {
+			hcm := &hcmv3.HttpConnectionManager{}
+			if a.UnmarshalTo(hcm) == nil {
+				add(hcm)
+			}
+		}
+	}
+	return refs
 }

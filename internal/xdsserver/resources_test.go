@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
@@ -98,5 +100,73 @@ func TestTranslatePanicIsContained(t *testing.T) {
 	srv.detach(k)
 	if len(srv.Status()) != 0 {
 		t.Errorf("Status after detach = %+v, want empty", srv.Status())
+	}
+}
+
+func TestBuildDropsUnreferenced(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const eds, static = "outbound|9080||a.default.svc.cluster.local", "inbound|9080||"
+	staticCluster := &clusterv3.Cluster{
+		Name:                 static,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		LoadAssignment:       loadAssignment(static, "127.0.20.1", 9080),
+	}
+	broken := socketListener(t, "127.0.10.1_8080", "8080")
+	broken.Address = &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8080}}}} // address is required
+	tests := []struct {
+		name                 string
+		in                   *translator.Resources
+		wantRoutes, wantCLAs []string
+	}{
+		{
+			name: "socket listener keeps its route, not a stray",
+			in: &translator.Resources{
+				Listeners: map[string]proto.Message{"127.0.10.1_9080": socketListener(t, "127.0.10.1_9080", "9080")},
+				Routes:    map[string]proto.Message{"9080": routeTo("9080", eds), "stray": routeTo("stray", eds)},
+			},
+			wantRoutes: []string{"9080"},
+		},
+		{
+			name: "API listener keeps its route",
+			in: &translator.Resources{
+				Listeners: map[string]proto.Message{"a:9080": apiListener(t, "a:9080", "9080")},
+				Routes:    map[string]proto.Message{"9080": routeTo("9080", eds)},
+			},
+			wantRoutes: []string{"9080"},
+		},
+		{
+			name: "route of an invalid listener goes with it",
+			in: &translator.Resources{
+				Listeners: map[string]proto.Message{"127.0.10.1_8080": broken},
+				Routes:    map[string]proto.Message{"8080": routeTo("8080", eds)},
+			},
+		},
+		{
+			name: "endpoints only for EDS clusters",
+			in: &translator.Resources{
+				Clusters: map[string]proto.Message{eds: edsCluster(eds, time.Second), static: staticCluster},
+				Endpoints: map[string]proto.Message{
+					eds:       loadAssignment(eds, "127.0.20.1", 9080),
+					static:    loadAssignment(static, "127.0.20.1", 9080),
+					"missing": loadAssignment("missing", "127.0.20.1", 9080),
+				},
+			},
+			wantCLAs: []string{eds},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, _ := build(tc.in, "n", quiet)
+			got := func(typeURL string) []string {
+				return slices.Sorted(maps.Keys(snap.GetResources(typeURL)))
+			}
+			if diff := cmp.Diff(tc.wantRoutes, got(resourcev3.RouteType)); diff != "" {
+				t.Errorf("routes (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantCLAs, got(resourcev3.EndpointType)); diff != "" {
+				t.Errorf("endpoints (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
