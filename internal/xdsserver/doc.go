@@ -8,7 +8,8 @@
 //	                                      ▼
 //	  1 first request of a new node ──▶ compute(node) ◀── push loop: every node
 //	                                      │ 3 Translate(snapshot, proxy)
-//	                                      │ 4 Validate() each resource; drop + log the bad
+//	                                      │ 4 Validate() each resource; drop + log the bad;
+//	                                      │   drop routes/endpoints nothing kept references
 //	                                      │ 5 version per type = hash of its resources
 //	                                      │ 6 unchanged? stop: this proxy is not affected
 //	                                      ▼
