@@ -14,7 +14,7 @@ type Set struct {
 }
 
 // NewSet builds a Set. When two resources share a Key the first one wins; use
-// Merge-time validation (see Load) to report duplicates to the user.
+// Merge (or LoadDir) to also report duplicates to the user.
 func NewSet(rs []*Resource) *Set {
 	s := &Set{byKey: make(map[Key]*Resource, len(rs)), byKind: make(map[Kind][]*Resource)}
 	for _, r := range rs {

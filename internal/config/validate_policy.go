@@ -158,8 +158,8 @@ func (c *checker) gateway(gw *networkingv1.Gateway) {
 func (c *checker) serverTLS(path string, p *networkingv1.Port, tls *networkingv1.ServerTLSSettings) {
 	proto := strings.ToUpper(p.GetProtocol())
 	if tls == nil {
-		if proto == "HTTPS" {
-			c.add(path+".tls", "an HTTPS server needs tls settings")
+		if proto == "HTTPS" || proto == "TLS" {
+			c.add(path+".tls", "a server with protocol %s needs tls settings", proto)
 		}
 		return
 	}

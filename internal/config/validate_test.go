@@ -213,7 +213,12 @@ func TestValidateGateway(t *testing.T) {
 		{name: "host namespace invalid", spec: "servers:\n- port: {number: 80, protocol: HTTP}\n  hosts: ['Bad/*.example.com']",
 			want: []string{`t.yaml:8: Gateway default/x: spec.servers[0].hosts[0]: "Bad/*.example.com": namespace must be "*", ".", "~" or a namespace name: "Bad" is not a valid DNS label (lower-case letters, digits and '-', starting and ending with a letter or digit)`}},
 		{name: "https without tls", spec: "servers:\n- port: {number: 443, protocol: HTTPS}\n  hosts: ['*']",
-			want: []string{"t.yaml:7: Gateway default/x: spec.servers[0].tls: an HTTPS server needs tls settings"}},
+			want: []string{"t.yaml:7: Gateway default/x: spec.servers[0].tls: a server with protocol HTTPS needs tls settings"}},
+		{name: "tls without tls settings", spec: "servers:\n- port: {number: 443, protocol: TLS}\n  hosts: ['*']",
+			want: []string{"t.yaml:7: Gateway default/x: spec.servers[0].tls: a server with protocol TLS needs tls settings"}},
+		{name: "https with credential", spec: "servers:\n- port: {number: 443, protocol: HTTPS}\n  hosts: ['*']\n  tls: {mode: SIMPLE, credentialName: gw-cert}"},
+		{name: "simple tls without certificate", spec: "servers:\n- port: {number: 443, protocol: HTTPS}\n  hosts: ['*']\n  tls: {mode: SIMPLE}",
+			want: []string{"t.yaml:9: Gateway default/x: spec.servers[0].tls: mode SIMPLE needs credentialName, or serverCertificate and privateKey"}},
 	})
 }
 
