@@ -36,9 +36,11 @@ fuzz:
 	  done; \
 	done
 
-## bench: the performance harness (not part of make test); see bench/README.md
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/proxy/...
+## bench: the performance harness (not part of make test); see bench/README.md.
+## BENCH_QUICK=1 for a short smoke run; BENCH_ONLY=latency,memory to pick scenarios.
+bench:
+	bash bench/setup.sh
+	$(GO) run ./bench/cmd/trellis-bench
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
