@@ -1,0 +1,28 @@
+// Package httpproxy is the proxy's http_connection_manager: an http.Handler
+// that routes each request over the current config and forwards it upstream.
+//
+//	           ┌──────────── Handler (one per HTTP listener) ─────────────┐
+//	request ──▶│1 load state (atomic) 2 pick virtual host by Host/:authority│
+//	           │3 first matching route: none → 404 NR                      │
+//	           │4 direct response / redirect → answer locally              │
+//	           │5 pick weighted cluster, apply route timeout               │
+//	           │6 ReverseProxy: strip hop-by-hop, rewrite path/host,       │
+//	           │  request header mutations, x-request-id, x-forwarded-proto│
+//	           │7 upstream transport: lb pick (none → 503 UH), dial        │
+//	           │  (fail → 503 UF), retries per RetryPolicy, per-try timeout│
+//	           │8 response header mutations, stream body, trailers, 101    │
+//	           │9 record RequestInfo (status, flags) → metrics, OnDone     │
+//	           └───────────────────────────────────────────────────────────┘
+//
+// A Config is compiled once per runtime.Config (NewConfig): virtual host
+// indexes, canonical header names, pickers and transports are resolved there,
+// so the request path does one atomic load and no locking. Upstream
+// connection pools live in Pools, which outlive configs, so keep-alive and
+// HTTP/2 connections survive config changes.
+//
+// Response flags follow Envoy: NR (no route), UH (no healthy upstream), UF
+// (connect failure), UT (timeout), URX (retries exhausted), UC (upstream
+// reset before headers), NC (no such cluster), DC (downstream went away).
+// Requests whose content type is application/grpc get local replies in gRPC
+// form (HTTP 200, grpc-status), as Envoy sends them.
+package httpproxy
