@@ -1,0 +1,314 @@
+package tcpproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trellis-mesh/trellis/internal/proxy/lb"
+	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
+)
+
+const defaultConnectTimeout = 10 * time.Second
+
+// Metrics records Istio's TCP metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	opened, closed, sent, received *prometheus.CounterVec
+}
+
+// NewMetrics registers istio_tcp_connections_opened_total,
+// istio_tcp_connections_closed_total, istio_tcp_sent_bytes_total and
+// istio_tcp_received_bytes_total on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	labels := []string{"reporter", "destination_cluster", "response_flags"}
+	vec := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
+	m := &Metrics{
+		opened:   vec("istio_tcp_connections_opened_total", "TCP connections opened."),
+		closed:   vec("istio_tcp_connections_closed_total", "TCP connections closed."),
+		sent:     vec("istio_tcp_sent_bytes_total", "Bytes sent to the downstream."),
+		received: vec("istio_tcp_received_bytes_total", "Bytes received from the downstream."),
+	}
+	for _, c := range []prometheus.Collector{m.opened, m.closed, m.sent, m.received} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("tcpproxy metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// stats are one reporter/cluster's counters, curried once per config.
+type stats struct {
+	opened, closed, sent, received prometheus.Counter
+	m                              *Metrics
+	reporter, cluster              string
+}
+
+func (m *Metrics) stats(dir runtime.Direction, cluster string) *stats {
+	if m == nil {
+		return nil
+	}
+	rep := "source"
+	if dir == runtime.Inbound {
+		rep = "destination"
+	}
+	return &stats{
+		opened:   m.opened.WithLabelValues(rep, cluster, "-"),
+		closed:   m.closed.WithLabelValues(rep, cluster, "-"),
+		sent:     m.sent.WithLabelValues(rep, cluster, "-"),
+		received: m.received.WithLabelValues(rep, cluster, "-"),
+		m:        m, reporter: rep, cluster: cluster,
+	}
+}
+
+// failed records a connection that never reached an upstream.
+func (s *stats) failed(flag string) {
+	if s == nil {
+		return
+	}
+	s.m.opened.WithLabelValues(s.reporter, s.cluster, flag).Inc()
+	s.m.closed.WithLabelValues(s.reporter, s.cluster, flag).Inc()
+}
+
+// Options configure a Proxy. Zero values are documented per field.
+type Options struct {
+	// Logger; nil uses slog.Default(). A "component" attribute is added.
+	Logger *slog.Logger
+	// Metrics; nil records nothing.
+	Metrics *Metrics
+}
+
+// Proxy serves one TCP listener. Update may be called at any time and
+// affects connections accepted afterwards.
+type Proxy struct {
+	state   atomic.Pointer[state]
+	log     *slog.Logger
+	metrics *Metrics
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{} // downstream and upstream conns, for Close
+	active sync.WaitGroup        // connection handlers
+	idle   chan struct{}         // closed and replaced when conns becomes empty
+}
+
+type state struct {
+	dests []dest
+	total uint64
+}
+
+type dest struct {
+	name    string
+	weight  uint64
+	picker  lb.Picker
+	timeout time.Duration
+	stats   *stats
+}
+
+// New returns a proxy that refuses connections until the first Update.
+func New(opts Options) *Proxy {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Proxy{
+		log:     log.With("component", "tcpproxy"),
+		metrics: opts.Metrics,
+		conns:   map[net.Conn]struct{}{},
+		idle:    make(chan struct{}),
+	}
+}
+
+// Update makes connections accepted from now on use l (a TCP listener of
+// cfg) with the given pickers (lb.Build of cfg.Clusters).
+func (p *Proxy) Update(cfg *runtime.Config, l *runtime.Listener, pickers map[string]lb.Picker) {
+	st := &state{}
+	if l.TCP != nil {
+		for _, wc := range l.TCP.Clusters {
+			w := uint64(wc.Weight)
+			if len(l.TCP.Clusters) == 1 && w == 0 {
+				w = 1
+			}
+			d := dest{name: wc.Name, weight: w, picker: pickers[wc.Name], timeout: defaultConnectTimeout,
+				stats: p.metrics.stats(l.Direction, wc.Name)}
+			if c := cfg.Clusters[wc.Name]; c != nil && c.ConnectTimeout > 0 {
+				d.timeout = c.ConnectTimeout
+			}
+			st.dests = append(st.dests, d)
+			st.total += w
+		}
+	}
+	p.state.Store(st)
+}
+
+func (st *state) pick() *dest {
+	if st == nil || st.total == 0 {
+		return nil
+	}
+	x := rand.Uint64N(st.total)
+	for i := range st.dests {
+		if x < st.dests[i].weight {
+			return &st.dests[i]
+		}
+		x -= st.dests[i].weight
+	}
+	return &st.dests[len(st.dests)-1]
+}
+
+// Serve accepts connections from ln until ln is closed, handling each on
+// its own goroutine (owned by p: Close waits for them). It returns nil when
+// ln was closed.
+func (p *Proxy) Serve(ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("tcpproxy: accept: %w", err)
+		}
+		if !p.track(c) {
+			_ = c.Close()
+			continue
+		}
+		p.active.Add(1)
+		go func() {
+			defer p.active.Done()
+			p.handle(c)
+		}()
+	}
+}
+
+// track registers c; it fails once Close has run.
+func (p *Proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *Proxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		return
+	}
+	delete(p.conns, c)
+	if len(p.conns) == 0 {
+		close(p.idle)
+		p.idle = make(chan struct{})
+	}
+}
+
+func (p *Proxy) handle(down net.Conn) {
+	defer p.untrack(down)
+	defer down.Close()
+	d := p.state.Load().pick()
+	if d == nil || d.picker == nil {
+		if d != nil {
+			d.stats.failed("UH")
+		}
+		return
+	}
+	pick, ok := d.picker.Pick()
+	if !ok {
+		d.stats.failed("UH")
+		return
+	}
+	defer pick.Done()
+	dialer := net.Dialer{Timeout: d.timeout}
+	up, err := dialer.Dial("tcp", pick.Addr)
+	if err != nil {
+		d.stats.failed("UF")
+		p.log.Debug("connect failed", "cluster", d.name, "upstream", pick.Addr, "error", err)
+		return
+	}
+	if !p.track(up) {
+		_ = up.Close()
+		return
+	}
+	defer p.untrack(up)
+	defer up.Close()
+	if d.stats != nil {
+		d.stats.opened.Inc()
+		defer d.stats.closed.Inc()
+	}
+
+	received := make(chan int64, 1)
+	go func() { received <- pipe(up, down) }() // owned: handle waits below
+	sent := pipe(down, up)
+	got := <-received
+	if d.stats != nil {
+		d.stats.sent.Add(float64(sent))
+		d.stats.received.Add(float64(got))
+	}
+}
+
+// pipe copies src to dst. On EOF it half-closes dst so that the peer sees
+// the end of the stream while the other direction keeps flowing; on error
+// it closes both so that the other direction ends too.
+func pipe(dst, src net.Conn) int64 {
+	n, err := io.Copy(dst, src)
+	if err != nil {
+		_ = dst.Close()
+		_ = src.Close()
+		return n
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	} else {
+		_ = dst.Close()
+	}
+	return n
+}
+
+// Drain waits until every connection has ended or ctx is done; in the
+// latter case it closes the remaining ones. It returns ctx's error when it
+// had to cut connections.
+func (p *Proxy) Drain(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		if len(p.conns) == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		idle := p.idle
+		p.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			_ = p.Close()
+			return fmt.Errorf("tcpproxy: drain: %w", ctx.Err())
+		}
+	}
+}
+
+// Close closes every open connection and waits for their handlers. The
+// caller closes the listener Serve runs on.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for c := range conns {
+		_ = c.Close()
+	}
+	p.active.Wait()
+	return nil
+}
