@@ -40,10 +40,11 @@ type Options struct {
 // Handler serves one HTTP listener. It is safe for concurrent use; Update
 // may be called at any time and affects requests that start afterwards.
 type Handler struct {
-	state  atomic.Pointer[state]
-	rp     *httputil.ReverseProxy
-	log    *slog.Logger
-	onDone func(*http.Request, *RequestInfo)
+	state    atomic.Pointer[state]
+	inFlight atomic.Int64
+	rp       *httputil.ReverseProxy
+	log      *slog.Logger
+	onDone   func(*http.Request, *RequestInfo)
 }
 
 // state is what one request reads: the config and this listener's part.
@@ -85,6 +86,10 @@ func (h *Handler) Update(cfg *Config, l *runtime.Listener) {
 	}
 	h.state.Store(st)
 }
+
+// InFlight returns the number of requests being served, including
+// upgraded (WebSocket) ones, which http.Server.Shutdown does not track.
+func (h *Handler) InFlight() int64 { return h.inFlight.Load() }
 
 type exchangeKey struct{}
 
@@ -171,8 +176,10 @@ func (ex *exchange) release() {
 // ServeHTTP routes and proxies one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	h.inFlight.Add(1)
 	ex := &exchange{w: w, st: h.state.Load()}
 	defer func() {
+		h.inFlight.Add(-1)
 		p := recover()
 		if p != nil {
 			// http.ErrAbortHandler from the reverse proxy: the response
