@@ -1,0 +1,246 @@
+// Command trellis-proxy is Trellis's data-plane proxy (Envoy's role in
+// Istio): it follows trellisd over ADS and serves the workload's listeners.
+//
+//	trellisd ──ADS──▶ xdsclient ──1 *runtime.Config──▶ listener.Manager.Apply
+//	                                                    │ 2 bind / swap / drain
+//	                                                    ▼
+//	app ◀──▶ listeners (httpproxy, tcpproxy) ◀──▶ upstreams
+//	admin :15000, readiness :15021, metrics :15090 on the workload's address
+//
+// Everything here is wiring; the logic lives in internal/proxy/*. The binary
+// stays lean: no Kubernetes, Istio or control-plane packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/trellis-mesh/trellis/internal/proxy/admin"
+	"github.com/trellis-mesh/trellis/internal/proxy/listener"
+	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
+	"github.com/trellis-mesh/trellis/internal/proxy/xdsclient"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "trellis-proxy:", err)
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	xds          string
+	namespace    string
+	name         string
+	gateway      bool
+	address      netip.Addr // invalid: learn from the first config
+	delta        bool
+	adminPort    uint
+	healthPort   uint
+	statsPort    uint
+	drainTimeout time.Duration
+	logLevel     slog.Level
+}
+
+func parseFlags(args []string, stderr io.Writer) (flags, error) {
+	var f flags
+	var workload, address string
+	fs := flag.NewFlagSet("trellis-proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.xds, "xds", "127.0.0.1:15010", "control plane xDS address")
+	fs.StringVar(&workload, "workload", "", "the WorkloadEntry this proxy fronts, NAMESPACE/NAME (required)")
+	fs.BoolVar(&f.gateway, "gateway", false, "run as a gateway (node type router)")
+	fs.StringVar(&address, "address", "", "the workload's address; empty: learn it from the first config")
+	fs.BoolVar(&f.delta, "xds-delta", true, "use incremental xDS; false: state of the world")
+	fs.UintVar(&f.adminPort, "admin-port", admin.DefaultAdminPort, "admin port")
+	fs.UintVar(&f.healthPort, "health-port", admin.DefaultHealthPort, "readiness port (/healthz/ready)")
+	fs.UintVar(&f.statsPort, "stats-port", admin.DefaultStatsPort, "metrics port (/stats/prometheus)")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", listener.DefaultDrainTimeout, "how long removed listeners and shutdown drain in-flight work")
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	ns, name, ok := strings.Cut(workload, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return f, fmt.Errorf("--workload %q: want NAMESPACE/NAME", workload)
+	}
+	f.namespace, f.name = ns, name
+	if address != "" {
+		a, err := netip.ParseAddr(address)
+		if err != nil {
+			return f, fmt.Errorf("--address: %w", err)
+		}
+		if a.IsUnspecified() {
+			return f, fmt.Errorf("--address %s: want the workload's own address, not a wildcard", a)
+		}
+		f.address = a
+	}
+	for flagName, p := range map[string]uint{"admin-port": f.adminPort, "health-port": f.healthPort, "stats-port": f.statsPort} {
+		if p == 0 || p > 65535 {
+			return f, fmt.Errorf("--%s %d: not a port", flagName, p)
+		}
+	}
+	if f.drainTimeout <= 0 {
+		return f, fmt.Errorf("--drain-timeout %s: must be positive", f.drainTimeout)
+	}
+	return f, nil
+}
+
+// nodeID is Istio's TYPE~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local
+// (docs/xds.md, "Node identity").
+func nodeID(f flags) string {
+	typ := "sidecar"
+	if f.gateway {
+		typ = "router"
+	}
+	ip := ""
+	if f.address.IsValid() {
+		ip = f.address.String()
+	}
+	return fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", typ, ip, f.name, f.namespace, f.namespace)
+}
+
+// learnAddress picks the workload's address from a config: the first
+// inbound listener's, else the HTTP proxy listener's, else the first
+// listener's. A wildcard (a gateway on 0.0.0.0) stands for loopback.
+func learnAddress(cfg *runtime.Config) (netip.Addr, bool) {
+	var pick *runtime.Listener
+	for _, l := range cfg.Listeners {
+		if l.Direction == runtime.Inbound {
+			pick = l
+			break
+		}
+	}
+	if pick == nil {
+		for _, l := range cfg.Listeners {
+			if l.Name == "http_proxy" {
+				pick = l
+				break
+			}
+		}
+	}
+	if pick == nil && len(cfg.Listeners) > 0 {
+		pick = cfg.Listeners[0]
+	}
+	if pick == nil {
+		return netip.Addr{}, false
+	}
+	a := pick.Address.Addr()
+	if a.IsUnspecified() {
+		a = netip.MustParseAddr("127.0.0.1")
+	}
+	return a, true
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
+	log = log.With("workload", f.namespace+"/"+f.name)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mgr, err := listener.New(listener.Options{Logger: log, DrainTimeout: f.drainTimeout, Registerer: reg})
+	if err != nil {
+		return err
+	}
+
+	// The admin servers start once the address is known: from the flag,
+	// or from the first config that has a listener.
+	addrc := make(chan netip.Addr, 1)
+	if f.address.IsValid() {
+		addrc <- f.address
+	}
+	var learnOnce sync.Once
+	client := xdsclient.New(xdsclient.Options{
+		Server: f.xds,
+		Node:   &corev3.Node{Id: nodeID(f), Cluster: f.name + "." + f.namespace},
+		Delta:  f.delta,
+		Logger: log,
+		OnConfig: func(cfg *runtime.Config) {
+			if err := mgr.Apply(cfg); err != nil {
+				log.Error("config applied with errors", "version", cfg.Version, "error", err)
+			}
+			if f.address.IsValid() {
+				return
+			}
+			if a, ok := learnAddress(cfg); ok {
+				learnOnce.Do(func() { addrc <- a })
+			}
+		},
+	})
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		// The client keeps the last config when trellisd goes away; the
+		// listeners keep serving it.
+		if err := client.Run(ctx); err != nil {
+			errc <- fmt.Errorf("xds: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		var a netip.Addr
+		select {
+		case a = <-addrc:
+		case <-ctx.Done():
+			return
+		}
+		srv, err := admin.New(admin.Options{
+			Address: a, AdminPort: uint16(f.adminPort), HealthPort: uint16(f.healthPort), StatsPort: uint16(f.statsPort),
+			Source: mgr, Gatherer: reg, Logger: log,
+		})
+		if err == nil {
+			err = srv.Run(ctx)
+		}
+		if err != nil {
+			errc <- err
+		}
+	}()
+
+	log.Info("starting", "xds", f.xds, "node", nodeID(f), "delta", f.delta)
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining listeners", "drain_timeout", f.drainTimeout)
+	case runErr = <-errc:
+		log.Error("stopping", "error", runErr)
+	}
+	// Stop accepting and drain first, then stop the control-plane stream
+	// and the admin servers.
+	closeErr := mgr.Close()
+	cancel()
+	wg.Wait()
+	return errors.Join(runErr, closeErr)
+}
