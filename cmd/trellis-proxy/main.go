@@ -242,5 +242,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	closeErr := mgr.Close()
 	cancel()
 	wg.Wait()
+	log.Info("stopped")
 	return errors.Join(runErr, closeErr)
 }
