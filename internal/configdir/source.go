@@ -280,7 +280,7 @@ func (s *Source) publish() {
 	}
 	for _, e := range errs {
 		if !before[e.Error()] {
-			s.log.Warn("invalid config", "file", e.File, "line", e.Line, "resource", e.Resource, "field", e.Field, "msg", e.Msg)
+			s.log.Warn("invalid config: "+e.Error(), "file", e.File, "line", e.Line, "resource", e.Resource, "field", e.Field)
 		}
 	}
 	s.cur = Update{Version: s.cur.Version + 1, Set: set, Errors: errs}

@@ -69,11 +69,7 @@ func socketListener(name, addr string, port uint32, dir corev3.TrafficDirection,
 // for Sidecar egress entries with a port and bind, and http_proxy.
 func (b *builder) buildSidecar() {
 	b.buildInbound()
-	for _, port := range b.httpPorts() {
-		name := portString(port)
-		b.out.Routes[name] = b.outboundRouteConfig(name, port, b.servicesOnPort(port, true, nil))
-	}
-	b.buildEgress()
+	b.buildEgress() // builds the per-port route tables its listeners reference
 	if b.mesh.ProxyHTTPPort != 0 && b.addr != "" {
 		b.out.Listeners[httpProxyName] = httpListener(httpProxyName, b.addr, b.mesh.ProxyHTTPPort,
 			corev3.TrafficDirection_OUTBOUND, httpProxyName, true)

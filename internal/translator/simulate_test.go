@@ -258,6 +258,17 @@ kind: WorkloadEntry
 metadata: {name: client, namespace: default}
 spec: {address: 127.0.1.9, labels: {app: client}}
 ---
+# Egress binds give the client the per-port route tables the cases query,
+# exactly as a real sidecar receives them.
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: istio-system}
+spec:
+  egress:
+  - {port: {number: 80, protocol: HTTP, name: http}, bind: 127.0.9.9, hosts: ["*/*"]}
+  - {port: {number: 8080, protocol: HTTP, name: http-alt}, bind: 127.0.9.9, hosts: ["*/*"]}
+  - {hosts: ["*/*"]}
+---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: web, namespace: default}
