@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -166,6 +167,12 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /ready", s.readyText)
 	mux.Handle("GET /stats", s.prometheus())
 	mux.Handle("GET /stats/prometheus", s.prometheus())
+	// Go's profiler, as Envoy's admin offers /cpuprofiler and /heapprofiler;
+	// the admin port is bound on the proxy's own address only.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	return mux
 }
 
@@ -175,7 +182,7 @@ func (s *Server) prometheus() http.Handler {
 
 func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprint(w, "trellis-proxy admin\n  /config_dump\n  /listeners\n  /clusters\n  /ready\n  /stats\n  /stats/prometheus\n")
+	fmt.Fprint(w, "trellis-proxy admin\n  /config_dump\n  /listeners\n  /clusters\n  /ready\n  /stats\n  /stats/prometheus\n  /debug/pprof/\n")
 }
 
 func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
