@@ -49,13 +49,30 @@ func TestStateOfTheWorld(t *testing.T) {
 // keep serving their last config, then reconnect to a trellisd restarted on
 // the same address and follow its config again.
 func TestControlPlaneDeath(t *testing.T) {
+	const outage = 3 * time.Second
 	m := startMesh(t, meshOptions{Subset: "v1"})
 	l := startLoad(t, m, "echo-v1")
 	l.waitSeen(t, 0, loadWorkers)
 
 	m.trellisd.kill(t)
+	killed := time.Now()
 	t.Log("trellisd killed")
-	l.waitOK(t, 200, m.proxies["client"], m.proxies["echo-v1"], m.proxies["echo-v2"])
+	// The outage lasts for at least 200 requests and long enough for every
+	// proxy to see its stream break and retry with backoff a few times.
+	proxies := []*proc{m.proxies["client"], m.proxies["echo-v1"], m.proxies["echo-v2"]}
+	l.waitOK(t, 200, proxies...)
+	waitFor(t, "an outage of "+outage.String(), 2*outage, func() error {
+		if time.Since(killed) < outage {
+			return errNotYet
+		}
+		return nil
+	}, proxies...)
+	// Like Envoy, a proxy that has lost its control plane stays ready.
+	for _, ip := range []string{m.clientIP, m.bl.ip(hostEchoV1), m.bl.ip(hostEchoV2)} {
+		if err := ready("http://" + ip + ":15021/healthz/ready")(); err != nil {
+			t.Errorf("proxy %s during the outage: %v", ip, err)
+		}
+	}
 
 	m.startTrellisd()
 	t.Log("trellisd restarted")
