@@ -38,6 +38,14 @@ type Listener struct {
 	Kind      ListenerKind
 	HTTP      *HTTPListener // set when Kind == ListenerHTTP
 	TCP       *TCPListener  // set when Kind == ListenerTCP
+
+	// FilterChains, when set, are what serves connections (see Chains);
+	// Kind, HTTP and TCP then repeat the first chain's, for display.
+	FilterChains []*FilterChain
+	// DefaultChain serves connections no chain matches; nil closes them.
+	DefaultChain *FilterChain
+	// Inspect are the listener filters that peek before chain matching.
+	Inspect ListenerFilters
 }
 
 // HTTPListener is an http_connection_manager.
