@@ -46,6 +46,9 @@ func newSpec(k Kind) proto.Message {
 	case KindSidecar:
 		return &networkingv1.Sidecar{}
 	}
+	if spec := newSecuritySpec(k); spec != nil {
+		return spec
+	}
 	return nil
 }
 
@@ -163,14 +166,18 @@ func decodeAPIVersion(n, root *yaml.Node, kind Kind, docErr docErrFunc) {
 		docErr(root.Line, "apiVersion", "is required (for example %s)", apiVersions[0])
 		return
 	}
+	versions := apiVersions
+	if sv := securityAPIVersions(kind); sv != nil {
+		versions = sv
+	}
 	if n.Kind == yaml.ScalarNode {
-		for _, v := range apiVersions {
+		for _, v := range versions {
 			if n.Value == v {
 				return
 			}
 		}
 	}
-	docErr(n.Line, "apiVersion", "unsupported apiVersion %q for %s (want %s)", clip(n.Value), kind, strings.Join(apiVersions, ", "))
+	docErr(n.Line, "apiVersion", "unsupported apiVersion %q for %s (want %s)", clip(n.Value), kind, strings.Join(versions, ", "))
 }
 
 func decodeMeta(n, root *yaml.Node, docErr docErrFunc) (Meta, bool) {

@@ -101,7 +101,7 @@ func TestParseDocumentErrors(t *testing.T) {
 		{
 			name: "unknown kind",
 			yaml: "apiVersion: networking.istio.io/v1\nkind: EnvoyFilter\nmetadata: {name: x}\nspec: {}\n",
-			want: []string{`t.yaml:2: kind: unknown kind "EnvoyFilter" (Trellis reads ServiceEntry, WorkloadEntry, WorkloadGroup, VirtualService, DestinationRule, Gateway, Sidecar)`},
+			want: []string{`t.yaml:2: kind: unknown kind "EnvoyFilter" (Trellis reads ServiceEntry, WorkloadEntry, WorkloadGroup, VirtualService, DestinationRule, Gateway, Sidecar, PeerAuthentication, RequestAuthentication, AuthorizationPolicy)`},
 		},
 		{
 			name: "missing kind",

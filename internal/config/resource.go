@@ -18,6 +18,9 @@ const (
 	KindDestinationRule
 	KindGateway
 	KindSidecar
+	KindPeerAuthentication    // security.istio.io (validate_security.go)
+	KindRequestAuthentication // security.istio.io
+	KindAuthorizationPolicy   // security.istio.io
 )
 
 var kindNames = [...]string{
@@ -28,6 +31,10 @@ var kindNames = [...]string{
 	KindDestinationRule: "DestinationRule",
 	KindGateway:         "Gateway",
 	KindSidecar:         "Sidecar",
+
+	KindPeerAuthentication:    "PeerAuthentication",
+	KindRequestAuthentication: "RequestAuthentication",
+	KindAuthorizationPolicy:   "AuthorizationPolicy",
 }
 
 // String returns the kind as written in YAML, for example "VirtualService".
@@ -41,7 +48,8 @@ func (k Kind) String() string {
 // Kinds lists every kind in a stable order.
 func Kinds() []Kind {
 	return []Kind{KindServiceEntry, KindWorkloadEntry, KindWorkloadGroup, KindVirtualService,
-		KindDestinationRule, KindGateway, KindSidecar}
+		KindDestinationRule, KindGateway, KindSidecar,
+		KindPeerAuthentication, KindRequestAuthentication, KindAuthorizationPolicy}
 }
 
 // Meta is the subset of Kubernetes object metadata Trellis uses.

@@ -40,6 +40,8 @@ func validateSpec(kind Kind, spec proto.Message) []fieldError {
 		c.gateway(s)
 	case *networkingv1.Sidecar:
 		c.sidecar(s)
+	default:
+		c.security(spec)
 	}
 	return c.errs
 }
