@@ -164,6 +164,11 @@ type ForwardAction struct {
 	PrefixRewrite string            // replaces the matched prefix when non-empty
 	HostRewrite   string            // replaces :authority when non-empty
 	Retry         *RetryPolicy      // nil: no retries
+	// HashPolicy feeds consistent-hash load balancers (RING_HASH, MAGLEV);
+	// see HashPolicy in upstream.go.
+	HashPolicy []HashPolicy
+	// Mirrors are request_mirror_policies (upstream.go).
+	Mirrors []MirrorPolicy
 }
 
 // RetryPolicy is Envoy's retry_policy.
@@ -172,6 +177,14 @@ type RetryPolicy struct {
 	PerTryTimeout time.Duration // 0: bounded only by the route timeout
 	RetryOn       []string      // Envoy's retry_on conditions: "5xx", "connect-failure", ...
 	StatusCodes   []uint32      // retriable_status_codes
+	BackOff       RetryBackOff  // retry_back_off; zero: 25ms base, 250ms max
+	// PreviousHosts avoids hosts already tried (retry_host_predicate
+	// previous_hosts), re-picking up to HostSelectionAttempts times.
+	PreviousHosts         bool
+	HostSelectionAttempts uint32 // host_selection_retry_max_attempts; 0 means 1
+	// PreviousPriorities moves retries off priority levels already tried
+	// (retry_priority previous_priorities, Istio's retryRemoteLocalities).
+	PreviousPriorities bool
 }
 
 // RedirectAction answers with a redirect.
@@ -216,6 +229,9 @@ const (
 	RoundRobin LBPolicy = iota
 	LeastRequest
 	Random
+	RingHash    // consistent hashing on a ring (ring_hash_lb_config)
+	Maglev      // consistent hashing on a Maglev table (maglev_lb_config)
+	OriginalDst // CLUSTER_PROVIDED / ORIGINAL_DST: the request's own destination
 )
 
 // Cluster is an upstream: a named set of endpoints and how to reach them.
@@ -228,6 +244,17 @@ type Cluster struct {
 	// DNS is true when endpoint hosts are names resolved at connect time
 	// (STRICT_DNS / LOGICAL_DNS).
 	DNS bool
+
+	// Upstream behaviour (see upstream.go); zero values: Envoy's defaults
+	// as documented per type, no outlier detection, plain text.
+	LBConfig        LBConfig
+	CircuitBreakers CircuitBreakers
+	Pool            ConnectionPool
+	Outlier         *OutlierDetection
+	TLS             *UpstreamTLS // transport_socket; nil: plain text
+	// TLSMatches are transport_socket_matches, first match wins; an
+	// endpoint no entry matches uses TLS.
+	TLSMatches []TransportSocketMatch
 }
 
 // Endpoint is one upstream host.
@@ -238,6 +265,13 @@ type Endpoint struct {
 	Locality Locality
 	Priority uint32
 	Healthy  bool
+	// LocalityWeight is the load_balancing_weight of the endpoint's
+	// locality; 0 counts as 1.
+	LocalityWeight uint32
+	// SocketMatch is filter_metadata["envoy.transport_socket_match"]
+	// (string values), matched by Cluster.TLSMatches; Istio's auto mTLS
+	// sets tlsMode: istio on endpoints with a sidecar.
+	SocketMatch map[string]string
 }
 
 // Address returns host:port.
