@@ -125,6 +125,7 @@ func Build(version string, p *Parsed) *runtime.Config {
 		if l.Inline != nil {
 			cfg.Routes[InlineRouteKey(name)] = l.Inline
 		}
+		maps.Copy(cfg.Routes, l.Inlines)
 	}
 	for name, c := range p.Clusters {
 		if c.EDS == "" {
@@ -144,6 +145,9 @@ func (p *Parsed) RouteNames() []string {
 	for _, l := range p.Listeners {
 		if l.RDS != "" {
 			set[l.RDS] = true
+		}
+		for _, n := range l.RouteNames {
+			set[n] = true
 		}
 	}
 	return slices.Sorted(maps.Keys(set))

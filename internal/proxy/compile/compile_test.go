@@ -85,7 +85,11 @@ func TestCompile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(bookinfoWant(), got, cmpRegexp); diff != "" {
+	want := bookinfoWant()
+	for _, l := range want.Listeners {
+		withChain(&Listener{Runtime: l})
+	}
+	if diff := cmp.Diff(want, got, cmpRegexp); diff != "" {
 		t.Errorf("Compile (-want +got):\n%s", diff)
 	}
 }

@@ -3,6 +3,7 @@ package compile
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -17,12 +18,16 @@ import (
 // from other resources. It is immutable once returned.
 type Listener struct {
 	Runtime *runtime.Listener
-	// RDS names the RouteConfiguration the listener's http_connection_manager
+	// RDS names the RouteConfiguration the first http_connection_manager
 	// subscribes to; empty for tcp_proxy and for an inline route_config.
-	RDS string
-	// Inline is an inline route_config, published in Config.Routes under
-	// InlineRouteKey(listener name), which Runtime.HTTP.RouteName holds.
-	Inline *runtime.RouteTable
+	// RouteNames lists those of every filter chain.
+	RDS        string
+	RouteNames []string
+	// Inline is the first chain's inline route_config, published in
+	// Config.Routes under InlineRouteKey(listener name). Inlines holds those
+	// of every chain by the key their HTTPListener.RouteName carries.
+	Inline  *runtime.RouteTable
+	Inlines map[string]*runtime.RouteTable
 }
 
 // InlineRouteKey is the Config.Routes key of listener's inline route_config.
@@ -30,12 +35,20 @@ type Listener struct {
 // numbers, "inbound|...", "http.PORT", "http_proxy").
 func InlineRouteKey(listener string) string { return "inline:" + listener }
 
-// listener filters that only feed filter-chain matching; with the single
-// filter chain of the subset they change nothing, so they are accepted.
-var harmlessListenerFilters = map[string]bool{
-	"type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector":   true,
-	"type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector": true,
+// inlineChainKey is the Config.Routes key of the inline route_config of
+// filter chain i (-1: the default chain); chain 0 keeps InlineRouteKey.
+func inlineChainKey(listener string, i int) string {
+	if i == 0 {
+		return InlineRouteKey(listener)
+	}
+	return fmt.Sprintf("%s#%d", InlineRouteKey(listener), i)
 }
+
+// Listener filters of the subset: they only feed filter-chain matching.
+const (
+	tlsInspectorType  = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+	httpInspectorType = "type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"
+)
 
 // ParseListener checks l against the subset in docs/xds.md and converts it.
 // l must have passed Decode (or its own Validate).
@@ -59,8 +72,6 @@ func parseListener(l *listenerv3.Listener) (*Listener, error) {
 		return nil, fmt.Errorf("additional_addresses: unsupported")
 	case l.GetUseOriginalDst().GetValue():
 		return nil, fmt.Errorf("use_original_dst: unsupported")
-	case l.GetDefaultFilterChain() != nil:
-		return nil, fmt.Errorf("default_filter_chain: unsupported")
 	case l.GetFilterChainMatcher() != nil:
 		return nil, fmt.Errorf("filter_chain_matcher: unsupported")
 	case l.GetFcdsConfig() != nil:
@@ -68,16 +79,14 @@ func parseListener(l *listenerv3.Listener) (*Listener, error) {
 	case l.GetBindToPort() != nil && !l.GetBindToPort().GetValue():
 		return nil, fmt.Errorf("bind_to_port: false is unsupported")
 	}
-	for i, f := range l.GetListenerFilters() {
-		if !harmlessListenerFilters[f.GetTypedConfig().GetTypeUrl()] {
-			return nil, fmt.Errorf("listener_filters[%d]: unsupported listener filter %q", i, f.GetName())
-		}
-	}
 	addr, err := parseSocketAddress("address", l.GetAddress())
 	if err != nil {
 		return nil, err
 	}
 	rl := &runtime.Listener{Name: l.GetName(), Address: addr}
+	if err := parseListenerFilters(l, &rl.Inspect); err != nil {
+		return nil, err
+	}
 	switch l.GetTrafficDirection() {
 	case corev3.TrafficDirection_INBOUND:
 		rl.Direction = runtime.Inbound
@@ -86,62 +95,145 @@ func parseListener(l *listenerv3.Listener) (*Listener, error) {
 	default:
 		return nil, fmt.Errorf("traffic_direction: unsupported %v", l.GetTrafficDirection())
 	}
-	if n := len(l.GetFilterChains()); n != 1 {
-		return nil, fmt.Errorf("filter_chains: want exactly 1 filter chain, got %d", n)
-	}
-	fc := l.GetFilterChains()[0]
-	switch {
-	case fc.GetFilterChainMatch() != nil:
-		return nil, fmt.Errorf("filter_chains[0].filter_chain_match: unsupported")
-	case fc.GetTransportSocket() != nil:
-		return nil, fmt.Errorf("filter_chains[0].transport_socket: unsupported transport socket %q", fc.GetTransportSocket().GetName())
-	case fc.GetUseProxyProto().GetValue():
-		return nil, fmt.Errorf("filter_chains[0].use_proxy_proto: unsupported")
+	if len(l.GetFilterChains()) == 0 && l.GetDefaultFilterChain() == nil {
+		return nil, fmt.Errorf("filter_chains: empty and no default_filter_chain")
 	}
 	out := &Listener{Runtime: rl}
+	seen := map[string]int{}
+	for i, fc := range l.GetFilterChains() {
+		c, err := parseFilterChain(fmt.Sprintf("filter_chains[%d]", i), fc, inlineChainKey(l.GetName(), i), out)
+		if err != nil {
+			return nil, err
+		}
+		// Envoy refuses a listener whose chains could never be told apart.
+		key := matchKey(c.Match)
+		if j, dup := seen[key]; dup {
+			return nil, fmt.Errorf("filter_chains[%d]: multiple filter chains with the same matching rules are defined (also filter_chains[%d])", i, j)
+		}
+		seen[key] = i
+		rl.FilterChains = append(rl.FilterChains, c)
+	}
+	if fc := l.GetDefaultFilterChain(); fc != nil {
+		if fc.GetFilterChainMatch() != nil {
+			return nil, fmt.Errorf("default_filter_chain.filter_chain_match: must be empty")
+		}
+		c, err := parseFilterChain("default_filter_chain", fc, inlineChainKey(l.GetName(), -1), out)
+		if err != nil {
+			return nil, err
+		}
+		rl.DefaultChain = c
+	}
+	first := rl.DefaultChain
+	if len(rl.FilterChains) > 0 {
+		first = rl.FilterChains[0]
+	}
+	rl.Kind, rl.HTTP, rl.TCP = first.Kind, first.HTTP, first.TCP
+	inspectImplied(rl)
+	return out, nil
+}
+
+// parseListenerFilters reads the inspectors and the peek timeout.
+func parseListenerFilters(l *listenerv3.Listener, in *runtime.ListenerFilters) error {
+	for i, f := range l.GetListenerFilters() {
+		switch f.GetTypedConfig().GetTypeUrl() {
+		case tlsInspectorType:
+			in.TLSInspector = true
+		case httpInspectorType:
+			in.HTTPInspector = true
+		default:
+			return fmt.Errorf("listener_filters[%d]: unsupported listener filter %q", i, f.GetName())
+		}
+		if f.GetFilterDisabled() != nil {
+			return fmt.Errorf("listener_filters[%d].filter_disabled: unsupported", i)
+		}
+	}
+	if t := l.GetListenerFiltersTimeout(); t != nil {
+		in.Timeout = t.AsDuration()
+		if in.Timeout == 0 {
+			in.Timeout = -1 // Envoy: 0 disables the timeout
+		}
+	}
+	in.ContinueOnTimeout = l.GetContinueOnListenerFiltersTimeout()
+	return nil
+}
+
+// inspectImplied turns on the inspector a chain match cannot work without:
+// Envoy once injected the TLS inspector itself for such chains, and Istio's
+// listeners always carry it, so a listener that relies on it gets it.
+func inspectImplied(rl *runtime.Listener) {
+	for _, c := range rl.FilterChains {
+		m := c.Match
+		if len(m.ServerNames) > 0 || m.TransportProtocol == runtime.TransportTLS {
+			rl.Inspect.TLSInspector = true
+		}
+	}
+}
+
+// parseFilterChain converts one filter chain; routeKey is the Config.Routes
+// key of an inline route_config.
+func parseFilterChain(path string, fc *listenerv3.FilterChain, routeKey string, out *Listener) (*runtime.FilterChain, error) {
+	switch {
+	case fc.GetUseProxyProto().GetValue():
+		return nil, fmt.Errorf("%s.use_proxy_proto: unsupported", path)
+	}
+	c := &runtime.FilterChain{Name: fc.GetName()}
+	m, err := parseChainMatch(path+".filter_chain_match", fc.GetFilterChainMatch())
+	if err != nil {
+		return nil, err
+	}
+	c.Match = m
+	if ts := fc.GetTransportSocket(); ts != nil {
+		if c.TLS, err = parseTransportSocket(path+".transport_socket", ts); err != nil {
+			return nil, err
+		}
+	}
 	filters := fc.GetFilters()
 	if len(filters) == 0 {
-		return nil, fmt.Errorf("filter_chains[0].filters: empty, want http_connection_manager or tcp_proxy")
+		return nil, fmt.Errorf("%s.filters: empty, want http_connection_manager or tcp_proxy", path)
 	}
 	for i, f := range filters {
-		path := fmt.Sprintf("filter_chains[0].filters[%d]", i)
+		fpath := fmt.Sprintf("%s.filters[%d]", path, i)
 		if f.GetConfigDiscovery() != nil {
-			return nil, fmt.Errorf("%s.config_discovery: unsupported", path)
+			return nil, fmt.Errorf("%s.config_discovery: unsupported", fpath)
 		}
 		terminal := f.GetTypedConfig().GetTypeUrl() == hcmType || f.GetTypedConfig().GetTypeUrl() == tcpProxyType
 		if !terminal {
-			return nil, fmt.Errorf("%s: unsupported filter %q", path, f.GetName())
+			return nil, fmt.Errorf("%s: unsupported filter %q", fpath, f.GetName())
 		}
 		if i != len(filters)-1 {
-			return nil, fmt.Errorf("%s: terminal filter %q must be last", path, f.GetName())
+			return nil, fmt.Errorf("%s: terminal filter %q must be last", fpath, f.GetName())
 		}
 		switch f.GetTypedConfig().GetTypeUrl() {
 		case hcmType:
 			var hcm hcmv3.HttpConnectionManager
 			if err := unmarshalTyped(f.GetTypedConfig(), hcmType, &hcm); err != nil {
-				return nil, fmt.Errorf("%s.%w", path, err)
+				return nil, fmt.Errorf("%s.%w", fpath, err)
 			}
-			if err := parseHCM(path+".typed_config", &hcm, l.GetName(), out); err != nil {
-				return nil, err
-			}
-		case tcpProxyType:
-			var tp tcpv3.TcpProxy
-			if err := unmarshalTyped(f.GetTypedConfig(), tcpProxyType, &tp); err != nil {
-				return nil, fmt.Errorf("%s.%w", path, err)
-			}
-			t, err := parseTCPProxy(path+".typed_config", &tp)
+			h, err := parseHCM(fpath+".typed_config", &hcm, routeKey, out)
 			if err != nil {
 				return nil, err
 			}
-			rl.Kind, rl.TCP = runtime.ListenerTCP, t
+			c.Kind, c.HTTP = runtime.ListenerHTTP, h
+		case tcpProxyType:
+			var tp tcpv3.TcpProxy
+			if err := unmarshalTyped(f.GetTypedConfig(), tcpProxyType, &tp); err != nil {
+				return nil, fmt.Errorf("%s.%w", fpath, err)
+			}
+			t, err := parseTCPProxy(fpath+".typed_config", &tp)
+			if err != nil {
+				return nil, err
+			}
+			c.Kind, c.TCP = runtime.ListenerTCP, t
 		}
 	}
-	return out, nil
+	return c, nil
 }
 
-func parseHCM(path string, hcm *hcmv3.HttpConnectionManager, listener string, out *Listener) error {
+// parseHCM converts an http_connection_manager; an inline route_config is
+// recorded in out under routeKey.
+func parseHCM(path string, hcm *hcmv3.HttpConnectionManager, routeKey string, out *Listener) (*runtime.HTTPListener, error) {
 	if hcm.GetCodecType() != hcmv3.HttpConnectionManager_AUTO {
-		return fmt.Errorf("%s.codec_type: unsupported %v, want AUTO", path, hcm.GetCodecType())
+		return nil, fmt.Errorf("%s.codec_type: unsupported %v, want AUTO", path, hcm.GetCodecType())
 	}
 	h := &runtime.HTTPListener{
 		StatPrefix:  hcm.GetStatPrefix(),
@@ -150,42 +242,52 @@ func parseHCM(path string, hcm *hcmv3.HttpConnectionManager, listener string, ou
 	switch {
 	case hcm.GetRds() != nil:
 		if err := checkConfigSource(path+".rds.config_source", hcm.GetRds().GetConfigSource()); err != nil {
-			return err
+			return nil, err
 		}
 		h.RouteName = hcm.GetRds().GetRouteConfigName()
-		out.RDS = h.RouteName
+		if out.RDS == "" {
+			out.RDS = h.RouteName
+		}
+		if !slices.Contains(out.RouteNames, h.RouteName) {
+			out.RouteNames = append(out.RouteNames, h.RouteName)
+		}
 	case hcm.GetRouteConfig() != nil:
 		rt, err := parseRouteConfiguration(path+".route_config.", hcm.GetRouteConfig())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		h.RouteName = InlineRouteKey(listener)
-		out.Inline = rt
+		h.RouteName = routeKey
+		if out.Inline == nil {
+			out.Inline = rt
+		}
+		if out.Inlines == nil {
+			out.Inlines = map[string]*runtime.RouteTable{}
+		}
+		out.Inlines[routeKey] = rt
 	case hcm.GetScopedRoutes() != nil:
-		return fmt.Errorf("%s.scoped_routes: unsupported", path)
+		return nil, fmt.Errorf("%s.scoped_routes: unsupported", path)
 	default:
-		return fmt.Errorf("%s: no route_specifier", path)
+		return nil, fmt.Errorf("%s: no route_specifier", path)
 	}
 	if hcm.GetHttp3ProtocolOptions() != nil {
-		return fmt.Errorf("%s.http3_protocol_options: unsupported", path)
+		return nil, fmt.Errorf("%s.http3_protocol_options: unsupported", path)
 	}
 	if err := parseHTTPFilters(path+".http_filters", hcm.GetHttpFilters()); err != nil {
-		return err
+		return nil, err
 	}
 	for i, u := range hcm.GetUpgradeConfigs() {
 		upath := fmt.Sprintf("%s.upgrade_configs[%d]", path, i)
 		if len(u.GetFilters()) > 0 {
-			return fmt.Errorf("%s.filters: unsupported", upath)
+			return nil, fmt.Errorf("%s.filters: unsupported", upath)
 		}
 		switch u.GetUpgradeType() {
 		case "websocket", "WebSocket", "Websocket":
 			h.WebSocket = u.GetEnabled() == nil || u.GetEnabled().GetValue()
 		default:
-			return fmt.Errorf("%s.upgrade_type: unsupported %q", upath, u.GetUpgradeType())
+			return nil, fmt.Errorf("%s.upgrade_type: unsupported %q", upath, u.GetUpgradeType())
 		}
 	}
-	out.Runtime.Kind, out.Runtime.HTTP = runtime.ListenerHTTP, h
-	return nil
+	return h, nil
 }
 
 // parseHTTPFilters accepts exactly the router, last, optionally preceded by

@@ -93,7 +93,7 @@ func TestParseListener(t *testing.T) {
 			}(),
 			want: &Listener{Runtime: &runtime.Listener{
 				Name: "inbound_127.0.10.1_9080", Address: netip.MustParseAddrPort("127.0.10.1:9080"),
-				Direction: runtime.Inbound, Kind: runtime.ListenerTCP,
+				Direction: runtime.Inbound, Kind: runtime.ListenerTCP, Inspect: runtime.ListenerFilters{TLSInspector: true},
 				TCP: &runtime.TCPListener{StatPrefix: "inbound|9080||", Clusters: []runtime.WeightedCluster{{Name: "inbound|9080||", Weight: 1}}},
 			}},
 		},
@@ -122,7 +122,7 @@ func TestParseListener(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseListener: %v", err)
 			}
-			if diff := cmp.Diff(tc.want, got, cmpRegexp); diff != "" {
+			if diff := cmp.Diff(withChain(tc.want), got, cmpRegexp); diff != "" {
 				t.Errorf("ParseListener (-want +got):\n%s", diff)
 			}
 		})
@@ -177,7 +177,7 @@ func TestParseListenerRejects(t *testing.T) {
 				l.FilterChains[0].TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls"}
 				return l
 			}(),
-			want: `listener "l": filter_chains[0].transport_socket: unsupported transport socket "envoy.transport_sockets.tls"`,
+			want: `listener "l": filter_chains[0].transport_socket: unsupported transport socket "envoy.transport_sockets.tls"`, // no typed_config
 		},
 		{
 			name: "two filter chains",
@@ -186,16 +186,16 @@ func TestParseListenerRejects(t *testing.T) {
 				l.FilterChains = append(l.FilterChains, l.FilterChains[0])
 				return l
 			}(),
-			want: `listener "l": filter_chains: want exactly 1 filter chain, got 2`,
+			want: `listener "l": filter_chains[1]: multiple filter chains with the same matching rules are defined (also filter_chains[0])`,
 		},
 		{
 			name: "filter chain match",
 			in: func() *listenerv3.Listener {
 				l := base()
-				l.FilterChains[0].FilterChainMatch = &listenerv3.FilterChainMatch{ServerNames: []string{"x"}}
+				l.FilterChains[0].FilterChainMatch = &listenerv3.FilterChainMatch{SourcePorts: []uint32{1}}
 				return l
 			}(),
-			want: `listener "l": filter_chains[0].filter_chain_match: unsupported`,
+			want: `listener "l": filter_chains[0].filter_chain_match.source_ports: unsupported`,
 		},
 		{
 			name: "hostname address",
@@ -313,4 +313,20 @@ func TestParseListenerBadTypedConfig(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), `listener "l": filter_chains[0].filters[0].typed_config: `) {
 		t.Errorf("ParseListener error = %v, want a typed_config error", err)
 	}
+}
+
+// withChain completes a single-chain want: the chain repeats Kind/HTTP/TCP
+// and an inline route table is also listed under its key.
+func withChain(l *Listener) *Listener {
+	rl := l.Runtime
+	if rl.FilterChains == nil {
+		rl.FilterChains = []*runtime.FilterChain{{Kind: rl.Kind, HTTP: rl.HTTP, TCP: rl.TCP}}
+	}
+	if l.RDS != "" && l.RouteNames == nil {
+		l.RouteNames = []string{l.RDS}
+	}
+	if l.Inline != nil && l.Inlines == nil {
+		l.Inlines = map[string]*runtime.RouteTable{rl.HTTP.RouteName: l.Inline}
+	}
+	return l
 }
