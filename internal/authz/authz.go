@@ -2,6 +2,7 @@ package authz
 
 import (
 	"crypto/x509"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -184,4 +185,22 @@ func NewPeer(cert *x509.Certificate) *Peer {
 		p.URIs = append(p.URIs, u.String())
 	}
 	return p
+}
+
+// MetadataMatch is a compiled envoy.type.matcher.v3.MetadataMatcher, for
+// filters that gate on dynamic metadata (ext_authz filter_enabled_metadata).
+type MetadataMatch struct{ m metadataMatcher }
+
+// CompileMetadata compiles m.
+func CompileMetadata(m *matcherv3.MetadataMatcher) (*MetadataMatch, error) {
+	mm, err := compileMetadata("metadata", m)
+	if err != nil {
+		return nil, err
+	}
+	return &MetadataMatch{m: mm.(metadataMatcher)}, nil
+}
+
+// Match reports whether md (dynamic metadata by namespace) matches.
+func (m *MetadataMatch) Match(md map[string]*structpb.Struct) bool {
+	return m.m.match(&Request{Metadata: md})
 }

@@ -6,6 +6,7 @@
 //	xDS resources ──1 compile (validate, NACK on error)──▶ *Config
 //	  ──2 atomic swap──▶ listeners read Config on every new request/connection
 //
-// This package has no dependencies beyond the standard library so that the
-// request path stays small.
+// This package depends only on the standard library and on internal/authz
+// (whose compiled RBAC policies the RBAC filters hold), so that the request
+// path stays small.
 package runtime

@@ -59,12 +59,28 @@ type HTTPListener struct {
 	AbsoluteURL bool
 	// WebSocket allows "Upgrade: websocket" requests through.
 	WebSocket bool
+
+	// Filters are the http_filters before the router, in order (filter.go).
+	Filters []*HTTPFilter
+	// Paths is how request paths are normalized before routing and filters.
+	Paths PathNormalization
+	// XFCC is how x-forwarded-client-cert is handled.
+	XFCC XFCC
+	// UseRemoteAddress takes the connection's peer as the client address
+	// instead of the last x-forwarded-for entry (use_remote_address).
+	UseRemoteAddress bool
+	// NetworkRBAC is an envoy.filters.network.rbac before the
+	// http_connection_manager; nil: none.
+	NetworkRBAC *RBACFilter
 }
 
 // TCPListener is a tcp_proxy.
 type TCPListener struct {
 	StatPrefix string
 	Clusters   []WeightedCluster // one entry with weight 1 for a plain cluster
+	// RBAC is an envoy.filters.network.rbac before the tcp_proxy; a denied
+	// connection is closed. nil: none.
+	RBAC *RBACFilter
 }
 
 // RouteTable is a RouteConfiguration.
@@ -81,6 +97,9 @@ type VirtualHost struct {
 	Name    string
 	Domains []string
 	Routes  []*Route // first match wins
+	// PerFilter are typed_per_filter_config overrides by filter name; a
+	// route's own entry wins. nil: none.
+	PerFilter map[string]*FilterOverride
 }
 
 // Route is one match → action rule.
@@ -94,6 +113,9 @@ type Route struct {
 
 	RequestHeaders  HeaderMutation
 	ResponseHeaders HeaderMutation
+
+	// PerFilter are typed_per_filter_config overrides by filter name. nil: none.
+	PerFilter map[string]*FilterOverride
 }
 
 // PathMatchKind selects how RouteMatch.Path is compared.
