@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 )
@@ -32,10 +33,6 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 
 func parseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	switch {
-	case c.GetTransportSocket() != nil:
-		return nil, fmt.Errorf("transport_socket: unsupported transport socket %q", c.GetTransportSocket().GetName())
-	case len(c.GetTransportSocketMatches()) > 0:
-		return nil, fmt.Errorf("transport_socket_matches: unsupported")
 	case c.GetTransportSocketMatcher() != nil:
 		return nil, fmt.Errorf("transport_socket_matcher: unsupported")
 	case c.GetLoadBalancingPolicy() != nil:
@@ -65,6 +62,9 @@ func parseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 			if out.EDS == "" {
 				out.EDS = c.GetName()
 			}
+		case clusterv3.Cluster_ORIGINAL_DST:
+			// Endpoints come from each request's destination; see
+			// runtime.OriginalDst.
 		case clusterv3.Cluster_STATIC, clusterv3.Cluster_STRICT_DNS, clusterv3.Cluster_LOGICAL_DNS:
 			rc.DNS = t.Type != clusterv3.Cluster_STATIC
 			if la := c.GetLoadAssignment(); la != nil {
@@ -82,15 +82,25 @@ func parseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	default:
 		return nil, fmt.Errorf("type: unsupported cluster discovery %T", t)
 	}
-	switch c.GetLbPolicy() {
-	case clusterv3.Cluster_ROUND_ROBIN:
-		rc.LB = runtime.RoundRobin
-	case clusterv3.Cluster_LEAST_REQUEST:
-		rc.LB = runtime.LeastRequest
-	case clusterv3.Cluster_RANDOM:
-		rc.LB = runtime.Random
-	default:
-		return nil, fmt.Errorf("lb_policy: unsupported %v", c.GetLbPolicy())
+	if err := parseLB(c, rc); err != nil {
+		return nil, err
+	}
+	var err error
+	if rc.CircuitBreakers, err = parseCircuitBreakers(c.GetCircuitBreakers()); err != nil {
+		return nil, err
+	}
+	if rc.Outlier, err = parseOutlier(c.GetOutlierDetection()); err != nil {
+		return nil, err
+	}
+	rc.Pool.KeepAlive = parseKeepAlive(c)
+	if v := c.GetMaxRequestsPerConnection(); v != nil { // deprecated form
+		rc.Pool.MaxRequestsPerConnection = v.GetValue()
+	}
+	if rc.TLS, err = parseUpstreamSocket("transport_socket", c.GetTransportSocket()); err != nil {
+		return nil, err
+	}
+	if rc.TLSMatches, err = parseSocketMatches(c.GetTransportSocketMatches()); err != nil {
+		return nil, err
 	}
 	if c.GetHttp2ProtocolOptions() != nil { // deprecated form
 		rc.Protocol = runtime.HTTP2
@@ -104,7 +114,7 @@ func parseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		if err := unmarshalTyped(a, httpOptionsType, &o); err != nil {
 			return nil, fmt.Errorf("%s.%w", path, err)
 		}
-		p, err := parseHTTPOptions(path, &o)
+		p, err := parseHTTPOptionsFull(path, &o, &rc.Pool)
 		if err != nil {
 			return nil, err
 		}
@@ -182,6 +192,15 @@ func parseEndpoints(prefix string, cla *endpointv3.ClusterLoadAssignment, ipOnly
 				return nil, err
 			}
 			ep.Locality, ep.Priority = loc, lle.GetPriority()
+			ep.LocalityWeight = lle.GetLoadBalancingWeight().GetValue()
+			if fs := lb.GetMetadata().GetFilterMetadata()[socketMatchKey]; fs != nil {
+				ep.SocketMatch = map[string]string{}
+				for k, v := range fs.GetFields() {
+					if sv, ok := v.GetKind().(*structpb.Value_StringValue); ok {
+						ep.SocketMatch[k] = sv.StringValue
+					}
+				}
+			}
 			ep.Weight = 1
 			if w := lb.GetLoadBalancingWeight(); w != nil {
 				ep.Weight = w.GetValue() // Validate ensures >= 1

@@ -47,7 +47,7 @@ func TestParseCluster(t *testing.T) {
 			}),
 			want: &Cluster{Runtime: &runtime.Cluster{
 				Name: "inbound|9080||", ConnectTimeout: 10 * time.Second, LB: runtime.Random, Protocol: runtime.UseDownstream,
-				Endpoints: []runtime.Endpoint{{Host: "127.0.20.1", Port: 9080, Weight: 1, Healthy: true}},
+				Endpoints: []runtime.Endpoint{{Host: "127.0.20.1", Port: 9080, Weight: 1, Healthy: true, LocalityWeight: 1}},
 			}},
 		},
 		{
@@ -62,7 +62,7 @@ func TestParseCluster(t *testing.T) {
 			}),
 			want: &Cluster{Runtime: &runtime.Cluster{
 				Name: "outbound|443||example.com", ConnectTimeout: 10 * time.Second, DNS: true,
-				Endpoints: []runtime.Endpoint{{Host: "example.com", Port: 443, Weight: 1, Healthy: true}},
+				Endpoints: []runtime.Endpoint{{Host: "example.com", Port: 443, Weight: 1, Healthy: true, LocalityWeight: 1}},
 			}},
 		},
 		{
@@ -101,18 +101,16 @@ func TestParseClusterRejects(t *testing.T) {
 		want string
 	}{
 		{
-			name: "tls",
+			name: "unknown transport socket",
 			in: edit(func(c *clusterv3.Cluster) {
-				c.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls"}
+				c.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.alts"}
 			}),
-			want: `cluster "c": transport_socket: unsupported transport socket "envoy.transport_sockets.tls"`,
+			want: `cluster "c": transport_socket: unsupported transport socket "envoy.transport_sockets.alts"`,
 		},
 		{
-			name: "original dst",
-			in: edit(func(c *clusterv3.Cluster) {
-				c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}
-			}),
-			want: `cluster "c": type: unsupported cluster type ORIGINAL_DST`,
+			name: "cluster provided without original dst",
+			in:   edit(func(c *clusterv3.Cluster) { c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED }),
+			want: `cluster "c": lb_policy: CLUSTER_PROVIDED needs type ORIGINAL_DST`,
 		},
 		{
 			name: "custom cluster type",
@@ -124,9 +122,9 @@ func TestParseClusterRejects(t *testing.T) {
 			want: `cluster "c": cluster_type: unsupported custom cluster type "envoy.clusters.aggregate"`,
 		},
 		{
-			name: "ring hash",
-			in:   edit(func(c *clusterv3.Cluster) { c.LbPolicy = clusterv3.Cluster_RING_HASH }),
-			want: `cluster "c": lb_policy: unsupported RING_HASH`,
+			name: "least request bias",
+			in:   edit(func(c *clusterv3.Cluster) { c.LbPolicy = clusterv3.Cluster_LOAD_BALANCING_POLICY_CONFIG }),
+			want: `cluster "c": lb_policy: unsupported LOAD_BALANCING_POLICY_CONFIG`,
 		},
 		{
 			name: "eds from a file",
@@ -210,9 +208,9 @@ func TestParseEndpoints(t *testing.T) {
 	}
 	loc := runtime.Locality{Region: "eu", Zone: "eu-1", SubZone: "a"}
 	want := []runtime.Endpoint{
-		{Host: "127.0.10.3", Port: 9080, Weight: 1, Locality: loc, Healthy: true},
-		{Host: "127.0.10.4", Port: 9080, Weight: 5, Locality: loc},
-		{Host: "127.0.10.5", Port: 9080, Weight: 1, Priority: 1, Healthy: true},
+		{Host: "127.0.10.3", Port: 9080, Weight: 1, Locality: loc, Healthy: true, LocalityWeight: 2},
+		{Host: "127.0.10.4", Port: 9080, Weight: 5, Locality: loc, LocalityWeight: 2},
+		{Host: "127.0.10.5", Port: 9080, Weight: 1, Priority: 1, Healthy: true, LocalityWeight: 1},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseEndpoints (-want +got):\n%s", diff)

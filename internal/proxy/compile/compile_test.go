@@ -69,12 +69,12 @@ func bookinfoWant() *runtime.Config {
 		},
 		Clusters: map[string]*runtime.Cluster{
 			"outbound|9080||reviews": {Name: "outbound|9080||reviews", ConnectTimeout: 10 * time.Second, Endpoints: []runtime.Endpoint{
-				{Host: "127.0.10.3", Port: 9080, Weight: 1, Healthy: true},
-				{Host: "127.0.10.4", Port: 9080, Weight: 1, Healthy: true},
+				{Host: "127.0.10.3", Port: 9080, Weight: 1, Healthy: true, LocalityWeight: 2},
+				{Host: "127.0.10.4", Port: 9080, Weight: 1, Healthy: true, LocalityWeight: 2},
 			}},
 			"outbound|9080||ratings": {Name: "outbound|9080||ratings", ConnectTimeout: 10 * time.Second},
 			"inbound|9080||": {Name: "inbound|9080||", ConnectTimeout: 10 * time.Second, Endpoints: []runtime.Endpoint{
-				{Host: "127.0.20.1", Port: 9080, Weight: 1, Healthy: true},
+				{Host: "127.0.20.1", Port: 9080, Weight: 1, Healthy: true, LocalityWeight: 1},
 			}},
 		},
 	}

@@ -272,8 +272,6 @@ func parseRouteAction(path string, a *routev3.RouteAction) (*runtime.ForwardActi
 		return nil, fmt.Errorf("%s.host_rewrite_header: unsupported", path)
 	case a.GetHostRewritePathRegex() != nil:
 		return nil, fmt.Errorf("%s.host_rewrite_path_regex: unsupported", path)
-	case len(a.GetRequestMirrorPolicies()) > 0:
-		return nil, fmt.Errorf("%s.request_mirror_policies: unsupported", path)
 	case a.GetRetryPolicyTypedConfig() != nil:
 		return nil, fmt.Errorf("%s.retry_policy_typed_config: unsupported", path)
 	case a.GetInternalRedirectPolicy() != nil:
@@ -314,7 +312,17 @@ func parseRouteAction(path string, a *routev3.RouteAction) (*runtime.ForwardActi
 				r.RetryOn = append(r.RetryOn, on)
 			}
 		}
+		if err := parseRetryExtras(path+".retry_policy", rp, r); err != nil {
+			return nil, err
+		}
 		f.Retry = r
+	}
+	var err error
+	if f.HashPolicy, err = parseHashPolicies(path, a.GetHashPolicy()); err != nil {
+		return nil, err
+	}
+	if f.Mirrors, err = parseMirrors(path, a.GetRequestMirrorPolicies()); err != nil {
+		return nil, err
 	}
 	return f, nil
 }

@@ -302,9 +302,9 @@ func TestParseRouteConfigurationRejects(t *testing.T) {
 			name: "mirror",
 			in: oneRoute(&routev3.Route{Match: prefixMatch("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 				ClusterSpecifier:      &routev3.RouteAction_Cluster{Cluster: "c"},
-				RequestMirrorPolicies: []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "m"}},
+				RequestMirrorPolicies: []*routev3.RouteAction_RequestMirrorPolicy{{ClusterHeader: "x-mirror"}},
 			}}}),
-			want: `route "9080": virtual_hosts[0].routes[0].route.request_mirror_policies: unsupported`,
+			want: `route "9080": virtual_hosts[0].routes[0].route.request_mirror_policies[0].cluster_header: unsupported`,
 		},
 		{
 			name: "add if absent",

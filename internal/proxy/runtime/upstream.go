@@ -21,8 +21,9 @@ type LBConfig struct {
 	MaglevTableSize uint64
 	// PanicThreshold is healthy_panic_threshold in percent: a priority level
 	// whose share of healthy hosts falls below it routes to all its hosts,
-	// outlier-ejected ones included. 0 disables panic. Compile sets
-	// Envoy's 50 when the field is absent.
+	// outlier-ejected ones included. 0 means Envoy's default, 50;
+	// PanicDisabled (any negative value) disables panic, as an explicit 0
+	// does in Envoy.
 	PanicThreshold float64
 	// LocalityWeighted is locality_weighted_lb_config: within a priority,
 	// a locality is chosen first by its LocalityWeight scaled by its health,
@@ -32,6 +33,9 @@ type LBConfig struct {
 	// (slow_start_config of round_robin_lb_config or least_request_lb_config).
 	SlowStart *SlowStart
 }
+
+// PanicDisabled is LBConfig.PanicThreshold for healthy_panic_threshold 0.
+const PanicDisabled = -1
 
 // SlowStart is Envoy's slow_start_config: a host that joined less than
 // Window ago gets weight × max(MinWeightPercent/100, (age/Window)^(1/Aggression)).
