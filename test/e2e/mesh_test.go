@@ -302,7 +302,7 @@ func (m *mesh) egressDialer() func(ctx context.Context, network, addr string) (n
 func (m *mesh) egressClient(t *testing.T) *http.Client {
 	tr := &http.Transport{Proxy: nil, DialContext: m.egressDialer(), MaxIdleConnsPerHost: 8}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
 // h2cClient speaks HTTP/2 with prior knowledge to the egress listeners.
@@ -310,7 +310,7 @@ func (m *mesh) h2cClient(t *testing.T) *http.Client {
 	tr := &http.Transport{Proxy: nil, DialContext: m.egressDialer(), Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
 // proxyClient uses the client sidecar's HTTP-proxy listener, as an app with
@@ -319,7 +319,7 @@ func (m *mesh) proxyClient(t *testing.T) *http.Client {
 	u := &url.URL{Scheme: "http", Host: net.JoinHostPort(m.clientIP, fmt.Sprint(proxyHTTPPort))}
 	tr := &http.Transport{Proxy: http.ProxyURL(u)}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
 // echoURL is a URL of echo on port.
