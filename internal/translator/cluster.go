@@ -1,8 +1,6 @@
 package translator
 
 import (
-	"time"
-
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -14,59 +12,21 @@ import (
 	"github.com/trellis-mesh/trellis/internal/registry"
 )
 
-// clusterPolicy is the part of a DestinationRule trafficPolicy Trellis
-// applies to clusters.
-type clusterPolicy struct {
-	lb             clusterv3.Cluster_LbPolicy
-	connectTimeout time.Duration
-}
-
-// apply layers tp over cp: top level, then the port-level entry for port.
-func (cp *clusterPolicy) apply(tp *networkingv1.TrafficPolicy, port uint32) {
-	if tp == nil {
-		return
-	}
-	cp.applyLevel(tp.GetLoadBalancer(), tp.GetConnectionPool())
-	for _, pl := range tp.GetPortLevelSettings() {
-		if pl.GetPort().GetNumber() == port {
-			cp.applyLevel(pl.GetLoadBalancer(), pl.GetConnectionPool())
-		}
-	}
-}
-
-func (cp *clusterPolicy) applyLevel(lb *networkingv1.LoadBalancerSettings, pool *networkingv1.ConnectionPoolSettings) {
-	switch lb.GetSimple() {
-	case networkingv1.LoadBalancerSettings_ROUND_ROBIN:
-		cp.lb = clusterv3.Cluster_ROUND_ROBIN
-	case networkingv1.LoadBalancerSettings_LEAST_REQUEST, networkingv1.LoadBalancerSettings_LEAST_CONN:
-		cp.lb = clusterv3.Cluster_LEAST_REQUEST
-	case networkingv1.LoadBalancerSettings_RANDOM:
-		cp.lb = clusterv3.Cluster_RANDOM
-	}
-	// TODO(next issue): consistentHash, PASSTHROUGH, locality LB, outlier
-	// detection, TLS and the rest of connectionPool.
-	if ct := pool.GetTcp().GetConnectTimeout(); ct != nil {
-		cp.connectTimeout = ct.AsDuration()
-	}
-}
-
 // buildClusters emits outbound|PORT||HOST and one cluster per
 // DestinationRule subset for every visible service port, their
-// ClusterLoadAssignments, and BlackHoleCluster.
+// ClusterLoadAssignments, and BlackHoleCluster. Each cluster carries the
+// DestinationRule policy merged as Istio merges it (trafficpolicy.go).
 func (b *builder) buildClusters() {
 	for _, svc := range b.visible {
 		dr := b.destinationRule(svc)
 		eps := b.reg.EndpointsOf(svc)
 		for _, port := range svc.Ports {
-			base := clusterPolicy{lb: clusterv3.Cluster_ROUND_ROBIN, connectTimeout: defaultConnectTimeout}
-			base.apply(dr.GetTrafficPolicy(), port.Number)
-			b.addOutboundCluster(svc, port, "", nil, eps, base)
+			b.addOutboundCluster(svc, port, "", nil, eps, mergePolicy(nil, dr.GetTrafficPolicy(), port.Number))
 			for _, ss := range dr.GetSubsets() {
 				if ss.GetName() == "" {
 					continue
 				}
-				pol := base
-				pol.apply(ss.GetTrafficPolicy(), port.Number)
+				pol := mergePolicy(dr.GetTrafficPolicy(), ss.GetTrafficPolicy(), port.Number)
 				b.addOutboundCluster(svc, port, ss.GetName(), ss.GetLabels(), eps, pol)
 			}
 		}
@@ -80,7 +40,7 @@ func (b *builder) buildClusters() {
 }
 
 func (b *builder) addOutboundCluster(svc *registry.Service, port registry.Port, subset string, labels map[string]string,
-	eps []*registry.Endpoint, pol clusterPolicy) {
+	eps []*registry.Endpoint, pol trafficPolicy) {
 	name := clusterName(port.Number, subset, svc.Hostname)
 	if _, dup := b.out.Clusters[name]; dup {
 		// Two visible services share a hostname (different namespaces): the
@@ -89,26 +49,27 @@ func (b *builder) addOutboundCluster(svc *registry.Service, port registry.Port, 
 	}
 	c := &clusterv3.Cluster{
 		Name:           name,
-		ConnectTimeout: duration(pol.connectTimeout),
-		LbPolicy:       pol.lb,
+		ConnectTimeout: duration(defaultConnectTimeout),
 	}
-	cla := loadAssignment(name, port, eps, labels)
+	cla := loadAssignment(name, port, eps, labels, b.failoverPriority(pol))
 	if svc.Resolution == registry.ResolutionDNS {
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
 		c.LoadAssignment = cla
 	} else {
-		// TODO(next issue): resolution NONE is Istio's ORIGINAL_DST
-		// pass-through; until then it is served like STATIC.
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
 		c.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads(), ServiceName: name}
-		b.out.Endpoints[name] = cla
 	}
-	if port.Protocol.IsHTTP2() {
-		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{nameHTTPProtocolOpt: typed(&httpv3.HttpProtocolOptions{
-			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
-			}},
-		})}
+	applyPolicy(c, pol, svc, port)
+	if c.GetType() == clusterv3.Cluster_ORIGINAL_DST {
+		b.out.Clusters[name] = c // PASSTHROUGH: no endpoints
+		return
+	}
+	if c.LoadAssignment != nil {
+		cla = c.LoadAssignment // DNS clusters carry theirs inline
+	}
+	b.applyLocalityLB(c, cla, pol)
+	if c.GetType() == clusterv3.Cluster_EDS {
+		b.out.Endpoints[name] = cla
 	}
 	b.out.Clusters[name] = c
 }

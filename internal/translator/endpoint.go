@@ -2,6 +2,7 @@ package translator
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 
@@ -13,24 +14,34 @@ import (
 )
 
 // loadAssignment groups the endpoints of one service port that carry every
-// label of subset (nil: all) by locality. Localities are sorted by name and
-// always carry a weight, the sum of their endpoints' (gRPC ignores a locality
-// without one); endpoints are sorted by address and port.
-func loadAssignment(name string, port registry.Port, eps []*registry.Endpoint, subset map[string]string) *endpointv3.ClusterLoadAssignment {
-	type group struct {
+// label of subset (nil: all) by locality and, when prio is not nil, by the
+// priority prio gives each endpoint (failoverPriority, locality.go).
+// Groups are sorted by priority, then locality name, and always carry a
+// weight, the sum of their endpoints' (gRPC ignores a locality without one);
+// endpoints are sorted by address and port.
+func loadAssignment(name string, port registry.Port, eps []*registry.Endpoint, subset map[string]string,
+	prio func(*registry.Endpoint) uint32) *endpointv3.ClusterLoadAssignment {
+	type key struct {
+		priority uint32
 		locality string
-		weight   uint32
-		eps      []*endpointv3.LbEndpoint
 	}
-	groups := map[string]*group{}
+	type group struct {
+		weight uint32
+		eps    []*endpointv3.LbEndpoint
+	}
+	groups := map[key]*group{}
 	for _, ep := range eps {
 		if ep.Address == "" || !registry.LabelsMatch(subset, ep.Labels) {
 			continue
 		}
-		g := groups[ep.Locality]
+		k := key{locality: ep.Locality}
+		if prio != nil {
+			k.priority = prio(ep)
+		}
+		g := groups[k]
 		if g == nil {
-			g = &group{locality: ep.Locality}
-			groups[ep.Locality] = g
+			g = &group{}
+			groups[k] = g
 		}
 		w := max(ep.Weight, 1)
 		g.weight += w
@@ -44,12 +55,8 @@ func loadAssignment(name string, port registry.Port, eps []*registry.Endpoint, s
 			LoadBalancingWeight: wrapperspb.UInt32(w),
 		})
 	}
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range groups {
-			if !yield(k) {
-				return
-			}
-		}
+	keys := slices.SortedFunc(maps.Keys(groups), func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.priority, b.priority), cmp.Compare(a.locality, b.locality))
 	})
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: name}
 	for _, k := range keys {
@@ -59,9 +66,10 @@ func loadAssignment(name string, port registry.Port, eps []*registry.Endpoint, s
 			return cmp.Or(cmp.Compare(sa.GetAddress(), sb.GetAddress()), cmp.Compare(sa.GetPortValue(), sb.GetPortValue()))
 		})
 		cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
-			Locality:            parseLocality(g.locality),
+			Locality:            parseLocality(k.locality),
 			LbEndpoints:         g.eps,
 			LoadBalancingWeight: wrapperspb.UInt32(g.weight),
+			Priority:            k.priority,
 		})
 	}
 	return cla

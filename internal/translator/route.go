@@ -41,9 +41,9 @@ func defaultRoute(port uint32, host string) *routev3.Route {
 // VirtualService among vss governing the host, else the default route.
 func (b *builder) serviceRoutes(svc *registry.Service, port uint32, vss []*config.Resource) []*routev3.Route {
 	if vs := b.virtualServiceFor(vss, svc.Hostname); vs != nil {
-		return b.vsRoutes(vs, port, "mesh")
+		return b.withHashPolicies(b.vsRoutes(vs, port, "mesh"))
 	}
-	return []*routev3.Route{defaultRoute(port, svc.Hostname)}
+	return b.withHashPolicies([]*routev3.Route{defaultRoute(port, svc.Hostname)})
 }
 
 // domainSet keeps virtual host domains unique within one

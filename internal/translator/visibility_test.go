@@ -191,8 +191,10 @@ spec:
     portLevelSettings: [{port: {number: 81}, loadBalancer: {simple: ROUND_ROBIN}}]
   subsets:
   - {name: fast, trafficPolicy: {connectionPool: {tcp: {connectTimeout: 1s}}, loadBalancer: {simple: RANDOM}}}`, map[string]policy{
-			"outbound|80||svc.ns2.svc.cluster.local":     {"LEAST_REQUEST", "3s", false},
-			"outbound|81||svc.ns2.svc.cluster.local":     {"ROUND_ROBIN", "3s", true},
+			"outbound|80||svc.ns2.svc.cluster.local": {"LEAST_REQUEST", "3s", false},
+			// Port-level settings replace the top level wholesale (Istio:
+			// "port level policies do not inherit"): connectTimeout is the default.
+			"outbound|81||svc.ns2.svc.cluster.local":     {"ROUND_ROBIN", "10s", true},
 			"outbound|80|fast|svc.ns2.svc.cluster.local": {"RANDOM", "1s", false},
 			"outbound|81|fast|svc.ns2.svc.cluster.local": {"RANDOM", "1s", true},
 		}},
