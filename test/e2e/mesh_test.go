@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +75,12 @@ func startMesh(t *testing.T, opts meshOptions) *mesh {
 		apps:     map[string]*apps{},
 		clientIP: bl.ip(hostClient),
 	}
+	// Registered before any process starts, so it runs after they stop.
+	t.Cleanup(func() {
+		if t.Failed() {
+			m.logConfig()
+		}
+	})
 	m.apps["echo-v1"] = startApps(t, "echo-v1", bl.ip(hostAppsV1))
 	m.apps["echo-v2"] = startApps(t, "echo-v2", bl.ip(hostAppsV2))
 
@@ -105,6 +113,23 @@ func startMesh(t *testing.T, opts meshOptions) *mesh {
 		return nil
 	}, m.all()...)
 	return m
+}
+
+// logConfig logs the config directory's files as they are now.
+func (m *mesh) logConfig() {
+	entries, err := os.ReadDir(m.dir)
+	if err != nil {
+		m.t.Logf("config dir: %v", err)
+		return
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(m.dir, e.Name()))
+		if err != nil {
+			m.t.Logf("config %s: %v", e.Name(), err)
+			continue
+		}
+		m.t.Logf("---- config %s ----\n%s", e.Name(), b)
+	}
 }
 
 // all lists every process of the mesh.
