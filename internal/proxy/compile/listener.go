@@ -191,12 +191,19 @@ func parseFilterChain(path string, fc *listenerv3.FilterChain, routeKey string, 
 	if len(filters) == 0 {
 		return nil, fmt.Errorf("%s.filters: empty, want http_connection_manager or tcp_proxy", path)
 	}
+	var netRBAC *runtime.RBACFilter
 	for i, f := range filters {
 		fpath := fmt.Sprintf("%s.filters[%d]", path, i)
 		if f.GetConfigDiscovery() != nil {
 			return nil, fmt.Errorf("%s.config_discovery: unsupported", fpath)
 		}
 		terminal := f.GetTypedConfig().GetTypeUrl() == hcmType || f.GetTypedConfig().GetTypeUrl() == tcpProxyType
+		if !terminal && f.GetTypedConfig().GetTypeUrl() == networkRBACType && netRBAC == nil {
+			if netRBAC, err = parseNetworkRBAC(fpath, f); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if !terminal {
 			return nil, fmt.Errorf("%s: unsupported filter %q", fpath, f.GetName())
 		}
@@ -226,6 +233,7 @@ func parseFilterChain(path string, fc *listenerv3.FilterChain, routeKey string, 
 			c.Kind, c.TCP = runtime.ListenerTCP, t
 		}
 	}
+	attachNetworkRBAC(c, netRBAC)
 	return c, nil
 }
 
@@ -272,7 +280,7 @@ func parseHCM(path string, hcm *hcmv3.HttpConnectionManager, routeKey string, ou
 	if hcm.GetHttp3ProtocolOptions() != nil {
 		return nil, fmt.Errorf("%s.http3_protocol_options: unsupported", path)
 	}
-	if err := parseHTTPFilters(path+".http_filters", hcm.GetHttpFilters()); err != nil {
+	if err := parseHTTPFilterChain(path, hcm, h); err != nil {
 		return nil, err
 	}
 	for i, u := range hcm.GetUpgradeConfigs() {

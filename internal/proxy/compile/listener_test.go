@@ -156,10 +156,10 @@ func TestParseListenerRejects(t *testing.T) {
 			in: func() *listenerv3.Listener {
 				l := base()
 				fc := l.FilterChains[0]
-				fc.Filters = append([]*listenerv3.Filter{unknown("envoy.filters.network.rbac", "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC")}, fc.Filters...)
+				fc.Filters = append([]*listenerv3.Filter{unknown("envoy.filters.network.local_ratelimit", "type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit")}, fc.Filters...)
 				return l
 			}(),
-			want: `listener "l": filter_chains[0].filters[0]: unsupported filter "envoy.filters.network.rbac"`,
+			want: `listener "l": filter_chains[0].filters[0]: unsupported filter "envoy.filters.network.local_ratelimit"`,
 		},
 		{
 			name: "terminal not last",
@@ -227,9 +227,9 @@ func TestParseListenerRejects(t *testing.T) {
 		{
 			name: "unknown http filter",
 			in: hcmEdit(func(h *hcmv3.HttpConnectionManager) {
-				h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}}}}, h.HttpFilters...)
+				h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.lua", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"}}}}, h.HttpFilters...)
 			}),
-			want: `listener "l": filter_chains[0].filters[0].typed_config.http_filters[0]: unsupported http filter "envoy.filters.http.fault"`,
+			want: `listener "l": filter_chains[0].filters[0].typed_config.http_filters[0]: unsupported http filter "envoy.filters.http.lua" (type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua)`,
 		},
 		{
 			name: "no router",

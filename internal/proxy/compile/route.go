@@ -76,6 +76,11 @@ func parseVirtualHost(path string, vh *routev3.VirtualHost) (*runtime.VirtualHos
 		return nil, fmt.Errorf("%s.request_mirror_policies: unsupported", path)
 	}
 	v := &runtime.VirtualHost{Name: vh.GetName(), Domains: append([]string(nil), vh.GetDomains()...)}
+	pf, err := parsePerFilterConfig(path, vh.GetTypedPerFilterConfig())
+	if err != nil {
+		return nil, err
+	}
+	v.PerFilter = pf
 	for j, d := range v.Domains {
 		if err := checkDomain(d); err != nil {
 			return nil, fmt.Errorf("%s.domains[%d]: %w", path, j, err)
@@ -112,6 +117,9 @@ func parseRoute(path string, r *routev3.Route) (*runtime.Route, error) {
 		return nil, err
 	}
 	out := &runtime.Route{Name: r.GetName(), Match: m}
+	if out.PerFilter, err = parsePerFilterConfig(path, r.GetTypedPerFilterConfig()); err != nil {
+		return nil, err
+	}
 	if out.RequestHeaders, err = parseMutation(path+".request_headers_to_add", r.GetRequestHeadersToAdd(), r.GetRequestHeadersToRemove()); err != nil {
 		return nil, err
 	}
