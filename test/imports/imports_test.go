@@ -44,6 +44,16 @@ func (v violation) String() string {
 	return fmt.Sprintf("%s (%s)\n\timported via %s", v.Pkg, v.Why, strings.Join(v.Chain, " → "))
 }
 
+// sharedPure lists the packages outside internal/proxy/ that the proxy may
+// link: pure libraries with no I/O of the control plane's, shared with the
+// CLI (issue 4: the authorization engine is one package that the proxy and
+// `trellis analyze` both use). Each must itself pass this check, which the
+// graph walk guarantees, since their dependencies are in the proxy's graph.
+var sharedPure = []string{
+	"internal/authz", // Envoy RBAC decision engine
+	"internal/jwt",   // JWT verification and JWKS caching
+}
+
 // check returns every package in g that root must not depend on. A package
 // of this module is allowed only if it is root itself or under
 // internal/proxy/; others are control-plane code (config, configdir,
@@ -71,6 +81,11 @@ func forbidden(pkg, root string) string {
 	}
 	if strings.HasPrefix(pkg, module+"/internal/proxy/") {
 		return ""
+	}
+	for _, shared := range sharedPure {
+		if pkg == module+"/"+shared {
+			return ""
+		}
 	}
 	return "only internal/proxy/... of this module may be linked into the proxy"
 }
