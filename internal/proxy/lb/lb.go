@@ -1,20 +1,20 @@
 package lb
 
 import (
-	"container/heap"
 	"math/rand/v2"
+	"net/netip"
+	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 )
 
-// maxSchedule bounds the round-robin schedule length; weights whose reduced
-// sum exceeds it are scaled down proportionally (each stays at least 1).
-const maxSchedule = 1 << 14
-
-// maxSmoothWork bounds hosts×schedule length for the O(n) per step smooth
-// WRR build; larger clusters use an O(log n) per step EDF build.
-const maxSmoothWork = 1 << 20
+// Envoy's constants for priority load and locality weights.
+const (
+	overprovisioning = 140 // percent: overprovisioning_factor 1.4
+	defaultPanic     = 50  // percent: healthy_panic_threshold default
+)
 
 // Picker chooses an endpoint of one cluster.
 //
@@ -23,6 +23,29 @@ const maxSmoothWork = 1 << 20
 // by exactly one Result.Done once the request or connection ends.
 type Picker interface {
 	Pick() (Result, bool)
+}
+
+// Chooser is a Picker that takes the request's hash and retry state into
+// account. Every picker New returns implements it.
+type Chooser interface {
+	Choose(c Choice) (Result, bool)
+}
+
+// Choice is what a request contributes to a pick. The zero value is a plain
+// Pick.
+type Choice struct {
+	// Hash is the request's hash (route hash_policy); used by RING_HASH and
+	// MAGLEV and to choose a priority level. Without HasHash a random value
+	// is used, as Envoy does.
+	Hash    uint64
+	HasHash bool
+	// SkipPriorities is a bit set of priority levels (bit p for priority p
+	// below 64) to avoid when another level can take the load: retry_priority
+	// previous_priorities.
+	SkipPriorities uint64
+	// Dest is the request's own destination (host:port) for an ORIGINAL_DST
+	// cluster.
+	Dest string
 }
 
 // Result is one chosen endpoint.
@@ -44,22 +67,22 @@ func (r Result) Done() {
 	}
 }
 
+// Options shape a picker beyond the cluster's config. The zero value is a
+// picker over the endpoints EDS marks healthy.
+type Options struct {
+	// Ejected holds the addresses (Endpoint.Address) outlier detection has
+	// ejected: they count as unhealthy, and are used only in panic.
+	Ejected map[string]bool
+	// Added holds when each address was first seen, for slow start; a
+	// missing address counts as long warmed up.
+	Added map[string]time.Time
+	// Now is the build time for slow start; zero means time.Now().
+	Now time.Time
+}
+
 // New builds the picker for c. It never fails: a cluster without healthy
 // endpoints gets a picker whose Pick returns false.
-func New(c *runtime.Cluster) Picker {
-	hosts := healthy(c.Endpoints)
-	if len(hosts) == 0 {
-		return none{}
-	}
-	switch c.LB {
-	case runtime.LeastRequest:
-		return newLeastRequest(hosts)
-	case runtime.Random:
-		return newRandom(hosts)
-	default:
-		return newRoundRobin(hosts)
-	}
-}
+func New(c *runtime.Cluster) Picker { return NewWith(c, Options{}) }
 
 // Build returns a picker per cluster, keyed by cluster name.
 func Build(clusters map[string]*runtime.Cluster) map[string]Picker {
@@ -70,246 +93,296 @@ func Build(clusters map[string]*runtime.Cluster) map[string]Picker {
 	return out
 }
 
-type host struct {
-	ep     *runtime.Endpoint
-	addr   string
-	weight uint64
-}
-
-// healthy returns the healthy endpoints of the lowest priority that has any.
-func healthy(eps []runtime.Endpoint) []host {
-	best := ^uint32(0)
-	for i := range eps {
-		if eps[i].Healthy && eps[i].Priority < best {
-			best = eps[i].Priority
-		}
+// NewWith builds the picker for c with outlier and slow-start state.
+//
+// Priority levels follow Envoy: a level's health is 1.4 × its share of
+// healthy hosts (capped at 100%); levels take load in priority order up to
+// their health, and the total is normalised to 100%. A level whose healthy
+// share is below the panic threshold while the cluster as a whole is short
+// of capacity routes to all its hosts, ejected ones included. Hosts EDS
+// marks unhealthy are never picked, even in panic: Istio leaves them out of
+// EDS altogether, and trellisd sends them only so that they count.
+func NewWith(c *runtime.Cluster, o Options) Picker {
+	if c.LB == runtime.OriginalDst {
+		return originalDst{}
 	}
-	var hosts []host
-	for i := range eps {
-		e := &eps[i]
-		if !e.Healthy || e.Priority != best {
+	panicAt := c.LBConfig.PanicThreshold
+	if panicAt == 0 {
+		panicAt = defaultPanic
+	}
+	groups := map[uint32][]int{}
+	var prios []uint32
+	for i := range c.Endpoints {
+		p := c.Endpoints[i].Priority
+		if groups[p] == nil {
+			prios = append(prios, p)
+		}
+		groups[p] = append(groups[p], i)
+	}
+	sortU32(prios)
+	pk := &picker{}
+	type stat struct{ total, healthy, usable int }
+	stats := make([]stat, len(prios))
+	normTotal := 0
+	for li, p := range prios {
+		st := stat{total: len(groups[p])}
+		for _, i := range groups[p] {
+			e := &c.Endpoints[i]
+			if e.Healthy {
+				st.usable++
+				if !o.Ejected[e.Address()] {
+					st.healthy++
+				}
+			}
+		}
+		stats[li] = st
+		normTotal += min(100, overprovisioning*st.healthy/st.total)
+	}
+	normTotal = min(normTotal, 100)
+	for li, p := range prios {
+		st := stats[li]
+		health := min(100, overprovisioning*st.healthy/st.total)
+		inPanic := panicAt > 0 && normTotal < 100 && float64(100*st.healthy) < panicAt*float64(st.total)
+		var hosts []host
+		for _, i := range groups[p] {
+			e := &c.Endpoints[i]
+			if !e.Healthy || (!inPanic && o.Ejected[e.Address()]) {
+				continue
+			}
+			hosts = append(hosts, newHost(e, c.LBConfig.SlowStart, o))
+		}
+		if len(hosts) == 0 {
 			continue
 		}
-		w := uint64(e.Weight)
-		if w == 0 {
-			w = 1
+		if normTotal == 0 {
+			// Nothing healthy anywhere: Envoy sends everything to the
+			// first level, in panic; here, to the first level with
+			// ejected-but-EDS-healthy hosts, when panic is enabled.
+			if !inPanic || pk.total > 0 {
+				continue
+			}
+			health = 100
 		}
-		hosts = append(hosts, host{ep: e, addr: e.Address(), weight: w})
+		pk.levels = append(pk.levels, level{prio: p, health: uint32(health), hosts: newLevelPicker(c, hosts)})
+		pk.total += uint32(health)
 	}
-	return hosts
+	if len(pk.levels) == 0 {
+		return none{}
+	}
+	pk.loads = loads(pk.levels, 0)
+	return pk
 }
 
-func (h host) result() Result { return Result{Endpoint: h.ep, Addr: h.addr} }
+// picker spreads load over priority levels.
+type picker struct {
+	levels []level
+	loads  []uint32 // cumulative load per level, out of 100 (last is 100)
+	total  uint32
+}
 
-func equalWeights(hosts []host) bool {
-	for _, h := range hosts[1:] {
-		if h.weight != hosts[0].weight {
-			return false
+type level struct {
+	prio   uint32
+	health uint32 // percent, with overprovisioning, capped at 100
+	hosts  hostPicker
+}
+
+// hostPicker chooses within one priority level.
+type hostPicker interface {
+	choose(hash uint64) (Result, bool)
+}
+
+// loads returns cumulative loads over levels, out of 100, skipping the
+// levels in skip while any other level has health.
+func loads(levels []level, skip uint64) []uint32 {
+	var total uint32
+	for _, l := range levels {
+		if !skipped(l.prio, skip) {
+			total += l.health
 		}
 	}
-	return true
+	if total == 0 {
+		skip = 0
+		for _, l := range levels {
+			total += l.health
+		}
+	}
+	shares := make([]uint32, len(levels))
+	if total == 0 {
+		shares[0] = 100
+	} else {
+		norm, remaining := min(total, 100), uint32(100)
+		for i, l := range levels {
+			if !skipped(l.prio, skip) {
+				shares[i] = min(remaining, l.health*100/norm)
+				remaining -= shares[i]
+			}
+		}
+		// Rounding leftovers go to the first level that takes load.
+		for i, l := range levels {
+			if remaining > 0 && !skipped(l.prio, skip) && l.health > 0 {
+				shares[i] += remaining
+				break
+			}
+		}
+	}
+	var cum uint32
+	for i := range shares {
+		cum += shares[i]
+		shares[i] = cum
+	}
+	return shares
+}
+
+func skipped(prio uint32, skip uint64) bool { return prio < 64 && skip&(1<<prio) != 0 }
+
+func (p *picker) Pick() (Result, bool) { return p.Choose(Choice{}) }
+
+func (p *picker) Choose(c Choice) (Result, bool) {
+	h := c.Hash
+	if !c.HasHash {
+		h = rand.Uint64()
+	}
+	ls := p.loads
+	if c.SkipPriorities != 0 {
+		ls = loads(p.levels, c.SkipPriorities)
+	}
+	i := 0
+	if len(p.levels) > 1 {
+		x := uint32(h % 100)
+		for i < len(ls)-1 && x >= ls[i] {
+			i++
+		}
+	}
+	return p.levels[i].hosts.choose(h)
+}
+
+// Priority returns the priority of the level r came from.
+func Priority(r Result) uint32 {
+	if r.Endpoint == nil {
+		return 0
+	}
+	return r.Endpoint.Priority
+}
+
+// newLevelPicker builds the host picker of one level for c's policy.
+func newLevelPicker(c *runtime.Cluster, hosts []host) hostPicker {
+	switch c.LB {
+	case runtime.RingHash:
+		return newRing(hosts, c.LBConfig.RingMin, c.LBConfig.RingMax)
+	case runtime.Maglev:
+		return newMaglev(hosts, c.LBConfig.MaglevTableSize)
+	}
+	if c.LBConfig.LocalityWeighted {
+		if lp := newLocalities(c, hosts); lp != nil {
+			return lp
+		}
+	}
+	return newFlat(c, hosts)
+}
+
+func newFlat(c *runtime.Cluster, hosts []host) hostPicker {
+	if warming(hosts) {
+		return newRandom(hosts, true)
+	}
+	switch c.LB {
+	case runtime.LeastRequest:
+		return newLeastRequest(hosts, c.LBConfig.ChoiceCount)
+	case runtime.Random:
+		return newRandom(hosts, false)
+	default:
+		return newRoundRobin(hosts)
+	}
+}
+
+// localities chooses a locality by effective weight, then a host in it.
+type localities struct {
+	cum   []uint64 // cumulative effective weights
+	picks []hostPicker
+}
+
+// newLocalities groups hosts by locality. The effective weight of a
+// locality is its LocalityWeight × min(100%, 1.4 × its healthy share), as
+// Envoy's locality_weighted_lb_config. It returns nil with one locality.
+func newLocalities(c *runtime.Cluster, hosts []host) hostPicker {
+	type group struct {
+		hosts        []host
+		weight       uint64
+		total, avail int
+	}
+	var order []runtime.Locality
+	groups := map[runtime.Locality]*group{}
+	for _, h := range hosts {
+		g := groups[h.ep.Locality]
+		if g == nil {
+			g = &group{weight: uint64(max(h.ep.LocalityWeight, 1))}
+			groups[h.ep.Locality] = g
+			order = append(order, h.ep.Locality)
+		}
+		g.hosts = append(g.hosts, h)
+	}
+	if len(order) < 2 {
+		return nil
+	}
+	for i := range c.Endpoints {
+		if g := groups[c.Endpoints[i].Locality]; g != nil {
+			g.total++
+		}
+	}
+	lp := &localities{}
+	var cum uint64
+	for _, loc := range order {
+		g := groups[loc]
+		health := min(100, uint64(overprovisioning*len(g.hosts)/max(g.total, 1)))
+		cum += g.weight * health
+		lp.cum = append(lp.cum, cum)
+		lp.picks = append(lp.picks, newFlat(c, g.hosts))
+	}
+	if cum == 0 {
+		return nil
+	}
+	return lp
+}
+
+func (l *localities) choose(h uint64) (Result, bool) {
+	x := rand.Uint64N(l.cum[len(l.cum)-1])
+	i := 0
+	for x >= l.cum[i] {
+		i++
+	}
+	return l.picks[i].choose(h)
 }
 
 type none struct{}
 
-func (none) Pick() (Result, bool) { return Result{}, false }
+func (none) Pick() (Result, bool)         { return Result{}, false }
+func (none) Choose(Choice) (Result, bool) { return Result{}, false }
 
-// roundRobin walks a precomputed schedule of host indexes.
-type roundRobin struct {
-	hosts    []host
-	schedule []uint32 // nil when all weights are equal: plain rotation
-	next     atomic.Uint64
+// originalDst routes to the request's own destination (CLUSTER_PROVIDED
+// with an ORIGINAL_DST cluster): Choice.Dest when it is an IP address and
+// port.
+type originalDst struct{}
+
+func (originalDst) Pick() (Result, bool) { return Result{}, false }
+
+func (originalDst) Choose(c Choice) (Result, bool) {
+	ap, err := netip.ParseAddrPort(c.Dest)
+	if err != nil || ap.Port() == 0 {
+		return Result{}, false
+	}
+	ep := &runtime.Endpoint{Host: ap.Addr().Unmap().String(), Port: ap.Port(), Weight: 1, Healthy: true}
+	return Result{Endpoint: ep, Addr: ep.Host + ":" + strconv.Itoa(int(ep.Port))}, true
 }
 
-func newRoundRobin(hosts []host) *roundRobin {
-	rr := &roundRobin{hosts: hosts}
-	if !equalWeights(hosts) {
-		rr.schedule = schedule(hosts)
-	}
-	n := uint64(len(hosts))
-	if rr.schedule != nil {
-		n = uint64(len(rr.schedule))
-	}
-	rr.next.Store(rand.Uint64N(n))
-	return rr
-}
-
-func (rr *roundRobin) Pick() (Result, bool) {
-	i := rr.next.Add(1) - 1
-	if rr.schedule == nil {
-		return rr.hosts[i%uint64(len(rr.hosts))].result(), true
-	}
-	return rr.hosts[rr.schedule[i%uint64(len(rr.schedule))]].result(), true
-}
-
-// schedule returns one period of an earliest-deadline-first walk over the
-// weighted hosts: host i appears weight_i times (after reduction), spread
-// evenly, as in smooth weighted round robin.
-func schedule(hosts []host) []uint32 {
-	weights := make([]uint64, len(hosts))
-	g := uint64(0)
-	for i, h := range hosts {
-		weights[i] = h.weight
-		g = gcd(g, h.weight)
-	}
-	var sum uint64
-	for i := range weights {
-		weights[i] /= g
-		sum += weights[i]
-	}
-	if sum > maxSchedule {
-		scaled := uint64(0)
-		for i := range weights {
-			weights[i] = max(1, weights[i]*maxSchedule/sum)
-			scaled += weights[i]
-		}
-		sum = scaled
-	}
-	if uint64(len(hosts))*sum <= maxSmoothWork {
-		return smooth(weights, sum)
-	}
-	q := make(edfQueue, len(hosts))
-	for i, w := range weights {
-		q[i] = edfEntry{deadline: 1 / float64(w), step: 1 / float64(w), idx: uint32(i)}
-	}
-	heap.Init(&q)
-	out := make([]uint32, 0, sum)
-	for uint64(len(out)) < sum {
-		e := &q[0]
-		out = append(out, e.idx)
-		e.deadline += e.step
-		heap.Fix(&q, 0)
-	}
-	return out
-}
-
-// smooth is nginx's smooth weighted round robin run for one period: every
-// step each host gains its weight, the richest is picked and pays the total.
-func smooth(weights []uint64, sum uint64) []uint32 {
-	cur := make([]int64, len(weights))
-	out := make([]uint32, 0, sum)
-	for uint64(len(out)) < sum {
-		best := 0
-		for i, w := range weights {
-			cur[i] += int64(w)
-			if cur[i] > cur[best] {
-				best = i
-			}
-		}
-		cur[best] -= int64(sum)
-		out = append(out, uint32(best))
-	}
-	return out
-}
-
-func gcd(a, b uint64) uint64 {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
-}
-
-type edfEntry struct {
-	deadline, step float64
-	idx            uint32
-}
-
-type edfQueue []edfEntry
-
-func (q edfQueue) Len() int { return len(q) }
-func (q edfQueue) Less(i, j int) bool {
-	if q[i].deadline != q[j].deadline {
-		return q[i].deadline < q[j].deadline
-	}
-	return q[i].idx < q[j].idx
-}
-func (q edfQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *edfQueue) Push(x any)   { *q = append(*q, x.(edfEntry)) }
-func (q *edfQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return e
-}
-
-// leastRequest is power of two choices over in-flight request counts.
-type leastRequest struct {
-	hosts  []host
-	active []paddedCounter
-}
-
-// paddedCounter keeps counters of neighbouring hosts on separate cache lines.
-type paddedCounter struct {
-	n atomic.Int64
-	_ [56]byte
-}
-
-func newLeastRequest(hosts []host) *leastRequest {
-	return &leastRequest{hosts: hosts, active: make([]paddedCounter, len(hosts))}
-}
-
-func (lr *leastRequest) Pick() (Result, bool) {
-	n := len(lr.hosts)
-	i := 0
-	if n > 1 {
-		i = rand.IntN(n)
-		j := rand.IntN(n - 1)
-		if j >= i {
-			j++
-		}
-		// Lower (active+1)/weight wins; cross-multiplied to stay in integers.
-		ai := uint64(lr.active[i].n.Load()) + 1
-		aj := uint64(lr.active[j].n.Load()) + 1
-		if aj*lr.hosts[i].weight < ai*lr.hosts[j].weight {
-			i = j
+func sortU32(s []uint32) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
-	c := &lr.active[i].n
-	c.Add(1)
-	r := lr.hosts[i].result()
-	r.active = c
-	return r, true
-}
-
-// random is weighted random selection.
-type random struct {
-	hosts []host
-	cum   []uint64 // cumulative weights; nil when all weights are equal
-}
-
-func newRandom(hosts []host) *random {
-	r := &random{hosts: hosts}
-	if !equalWeights(hosts) {
-		r.cum = make([]uint64, len(hosts))
-		var s uint64
-		for i, h := range hosts {
-			s += h.weight
-			r.cum[i] = s
-		}
-	}
-	return r
-}
-
-func (r *random) Pick() (Result, bool) {
-	if r.cum == nil {
-		return r.hosts[rand.IntN(len(r.hosts))].result(), true
-	}
-	x := rand.Uint64N(r.cum[len(r.cum)-1])
-	lo, hi := 0, len(r.cum)-1
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if r.cum[m] > x {
-			hi = m
-		} else {
-			lo = m + 1
-		}
-	}
-	return r.hosts[lo].result(), true
 }
 
 var (
-	_ Picker = none{}
-	_ Picker = (*roundRobin)(nil)
-	_ Picker = (*leastRequest)(nil)
-	_ Picker = (*random)(nil)
+	_ Chooser = none{}
+	_ Chooser = (*picker)(nil)
+	_ Chooser = originalDst{}
 )
