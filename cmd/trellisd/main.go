@@ -24,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -51,6 +52,7 @@ type flags struct {
 	monitoringAddr string
 	proxyHTTPPort  uint
 	logLevel       slog.Level
+	sec            secFlags
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -58,7 +60,12 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs := flag.NewFlagSet("trellisd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.configDir, "config-dir", "", "directory of Istio YAML to serve (required)")
-	fs.StringVar(&f.xdsAddr, "xds-addr", "127.0.0.1:15010", "address of the xDS (ADS) gRPC server")
+	fs.StringVar(&f.xdsAddr, "xds-addr", "127.0.0.1:15010", "address of the plain-text xDS (ADS) gRPC server; empty turns it off (xDS stays on --secure-addr)")
+	fs.StringVar(&f.sec.secureAddr, "secure-addr", "", "address of the TLS listener for the CSR API and mTLS xDS (default: the --xds-addr host on port 15012)")
+	fs.StringVar(&f.sec.dataDir, "data-dir", defaultDataDir(), "directory of the CA, the join tokens and root-cert.pem")
+	fs.StringVar(&f.sec.cacertsDir, "cacerts-dir", "", "plugged-in CA in Istio's layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) (default: DATA_DIR/cacerts)")
+	fs.StringVar(&f.sec.trustDomain, "trust-domain", "cluster.local", "trust domain of workload SPIFFE IDs")
+	fs.DurationVar(&f.sec.workloadCertTTL, "workload-cert-ttl", 24*time.Hour, "lifetime of workload certificates")
 	fs.StringVar(&f.monitoringAddr, "monitoring-addr", "127.0.0.1:15014", "address of /metrics, /ready and /debug/*")
 	fs.UintVar(&f.proxyHTTPPort, "proxy-http-port", 15080, "port of each sidecar's HTTP-proxy listener (meshConfig.proxyHttpPort); 0 disables it")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
@@ -70,6 +77,12 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if f.sec.workloadCertTTL <= 0 {
+		return f, fmt.Errorf("--workload-cert-ttl %s: must be positive", f.sec.workloadCertTTL)
+	}
+	if f.sec.dataDir == "" {
+		return f, errors.New("--data-dir is required")
 	}
 	if f.proxyHTTPPort > 65535 {
 		return f, fmt.Errorf("--proxy-http-port %d: not a port", f.proxyHTTPPort)
@@ -91,25 +104,48 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	xdsLis, err := net.Listen("tcp", f.xdsAddr)
+	// The pipeline is built below; the CA looks workloads up in its latest
+	// snapshot.
+	var p *pipeline
+	sec, err := newSecurity(f, log, reg, func(ns, name string) *registry.Workload {
+		if s := p.current.Load(); s != nil {
+			return s.Registry.Workload(ns, name)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("listen xds: %w", err)
+		return err
+	}
+	var xdsLis net.Listener // nil when --xds-addr is empty
+	xdsWhere := "off"
+	if f.xdsAddr != "" {
+		if xdsLis, err = net.Listen("tcp", f.xdsAddr); err != nil {
+			sec.tlsLis.Close()
+			return fmt.Errorf("listen xds: %w", err)
+		}
+		xdsWhere = xdsLis.Addr().String()
 	}
 	monLis, err := net.Listen("tcp", f.monitoringAddr)
 	if err != nil {
-		xdsLis.Close()
+		if xdsLis != nil {
+			xdsLis.Close()
+		}
+		sec.tlsLis.Close()
 		return fmt.Errorf("listen monitoring: %w", err)
 	}
 
 	mesh := snapshot.DefaultMesh()
 	mesh.ProxyHTTPPort = uint32(f.proxyHTTPPort)
-	p := &pipeline{
+	p = &pipeline{
 		registry: registry.NewServiceEntrySource(),
 		mesh:     mesh,
-		update:   xds.Update,
+		update: func(s *snapshot.Snapshot) {
+			sec.writeTokens(s.Registry, log) // before proxies learn of new workloads
+			xds.Update(s)
+		},
 		onFirst: func() {
-			log.Info("trellisd ready", "xds", xdsLis.Addr().String(), "monitoring", monLis.Addr().String(),
-				"config-dir", f.configDir)
+			log.Info("trellisd ready", "xds", xdsWhere, "monitoring", monLis.Addr().String(),
+				"secure", sec.tlsLis.Addr().String(), "data-dir", f.sec.dataDir, "config-dir", f.configDir)
 		},
 	}
 	mon := monitor.Handler(monitor.Options{
@@ -142,7 +178,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			cancel()
 		}()
 	}
-	goFn("xds", func() error { return xds.Serve(xdsLis) })
+	// xDS is served on the secure listener's mTLS connections and, unless
+	// turned off, on the plain-text listener: both feed one funnel.
+	goFn("xds", func() error { return xds.Serve(sec.authed) })
+	if xdsLis != nil {
+		goFn("xds plaintext", func() error { return sec.authed.Feed(xdsLis) })
+	}
+	goFn("secure", func() error { return sec.serve(ctx) })
+	goFn("csr", func() error { return sec.csr.Serve(sec.anon) })
+	goFn("csr shutdown", func() error { <-ctx.Done(); sec.csr.GracefulStop(); return nil })
 	goFn("xds shutdown", func() error { <-ctx.Done(); return xds.Close() })
 	goFn("monitoring", func() error { return monitor.Serve(ctx, monLis, mon) })
 	goFn("config", func() error { return watchConfig(ctx, f.configDir, log, p.publish) })

@@ -29,10 +29,15 @@ func TestParseFlags(t *testing.T) {
 		want    flags
 	}{
 		{name: "defaults", args: []string{"--config-dir", "d"},
-			want: flags{configDir: "d", xdsAddr: "127.0.0.1:15010", monitoringAddr: "127.0.0.1:15014", proxyHTTPPort: 15080}},
+			want: flags{configDir: "d", xdsAddr: "127.0.0.1:15010", monitoringAddr: "127.0.0.1:15014", proxyHTTPPort: 15080,
+				sec: secFlags{dataDir: defaultDataDir(), trustDomain: "cluster.local", workloadCertTTL: 24 * time.Hour}}},
 		{name: "all", args: []string{"--config-dir=d", "--xds-addr=127.0.0.2:1", "--monitoring-addr=127.0.0.2:2",
-			"--proxy-http-port=0", "--log-level=debug"},
-			want: flags{configDir: "d", xdsAddr: "127.0.0.2:1", monitoringAddr: "127.0.0.2:2", logLevel: -4}},
+			"--proxy-http-port=0", "--log-level=debug", "--data-dir=/x", "--cacerts-dir=/c", "--trust-domain=example.org",
+			"--workload-cert-ttl=5s", "--secure-addr=127.0.0.2:3"},
+			want: flags{configDir: "d", xdsAddr: "127.0.0.2:1", monitoringAddr: "127.0.0.2:2", logLevel: -4,
+				sec: secFlags{dataDir: "/x", cacertsDir: "/c", trustDomain: "example.org", workloadCertTTL: 5 * time.Second,
+					secureAddr: "127.0.0.2:3"}}},
+		{name: "bad ttl", args: []string{"--config-dir=d", "--workload-cert-ttl=0s"}, wantErr: "must be positive"},
 		{name: "config dir required", args: nil, wantErr: "--config-dir is required"},
 		{name: "bad port", args: []string{"--config-dir=d", "--proxy-http-port=70000"}, wantErr: "not a port"},
 		{name: "bad level", args: []string{"--config-dir=d", "--log-level=loud"}, wantErr: "log-level"},
@@ -87,7 +92,7 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--config-dir", "../../examples/bookinfo",
-			"--xds-addr", "127.0.0.1:0", "--monitoring-addr", "127.0.0.1:0"}, &logs)
+			"--xds-addr", "127.0.0.1:0", "--monitoring-addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, &logs)
 	}()
 
 	var m []string
