@@ -22,7 +22,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
-	securityv1alpha1 "istio.io/api/security/v1alpha1"
 
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 )
@@ -217,15 +216,15 @@ func (a *Agent) renew(ctx context.Context) error {
 	defer cancel()
 	rctx = metadata.AppendToOutgoingContext(rctx,
 		authorizationKey, "Bearer "+tok, workloadKey, a.opts.Namespace+"/"+a.opts.Workload)
-	resp, err := securityv1alpha1.NewIstioCertificateServiceClient(cc).CreateCertificate(rctx,
-		&securityv1alpha1.IstioCertificateRequest{
-			Csr:              string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})),
-			ValidityDuration: int64(a.opts.TTL / time.Second),
-		})
-	if err != nil {
+	req := &csrRequest{
+		CSR:              string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})),
+		ValidityDuration: int64(a.opts.TTL / time.Second),
+	}
+	var resp csrResponse
+	if err := cc.Invoke(rctx, createCertificateMethod, req, &resp, grpc.ForceCodec(wireCodec{})); err != nil {
 		return fmt.Errorf("identity: CreateCertificate at %s: %w", a.opts.CAAddr, err)
 	}
-	cert, root, err := assemble(resp.GetCertChain(), key)
+	cert, root, err := assemble(resp.CertChain, key)
 	if err != nil {
 		return err
 	}
