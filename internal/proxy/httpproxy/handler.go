@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trellis-mesh/trellis/internal/jwt"
 	"github.com/trellis-mesh/trellis/internal/proxy/lb"
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 )
@@ -35,6 +36,9 @@ type Options struct {
 	// (an access log). It runs on the request goroutine and MUST NOT retain
 	// info after returning.
 	OnDone func(r *http.Request, info *RequestInfo)
+	// JWKS caches the JWKS documents jwt_authn filters fetch; share one
+	// across handlers so that documents outlive configs. nil: a private one.
+	JWKS *jwt.Cache
 }
 
 // Handler serves one HTTP listener. It is safe for concurrent use; Update
@@ -45,6 +49,7 @@ type Handler struct {
 	rp       *httputil.ReverseProxy
 	log      *slog.Logger
 	onDone   func(*http.Request, *RequestInfo)
+	jwks     *jwt.Cache
 }
 
 // state is what one request reads: the config and this listener's part.
@@ -53,6 +58,8 @@ type state struct {
 	l     *runtime.HTTPListener
 	dir   runtime.Direction
 	table *table // nil: every request is NR
+	// filters are the listener's http filters; nil: none (filter.go).
+	filters *filterChain
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -64,7 +71,11 @@ func NewHandler(opts Options) *Handler {
 		log = slog.Default()
 	}
 	log = log.With("component", "httpproxy")
-	h := &Handler{log: log, onDone: opts.OnDone}
+	h := &Handler{log: log, onDone: opts.OnDone, jwks: opts.JWKS}
+	if h.jwks == nil {
+		h.jwks = jwt.NewCache(jwt.CacheOptions{Logger: log, Client: &http.Client{
+			Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}})
+	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      roundTripper{},
@@ -83,6 +94,7 @@ func (h *Handler) Update(cfg *Config, l *runtime.Listener) {
 	st := &state{cfg: cfg, l: l.HTTP, dir: l.Direction & 1}
 	if l.HTTP != nil {
 		st.table = cfg.tables[l.HTTP.RouteName]
+		st.filters = newFilterChain(l.HTTP, filterDeps{jwks: h.jwks, cfg: cfg})
 	}
 	h.state.Store(st)
 }
@@ -222,7 +234,13 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 	} else {
 		ex.info.RequestID = newRequestID()
 	}
+	if st != nil && st.l != nil && !h.preRoute(ex, r) {
+		return
+	}
 	if st == nil || st.table == nil {
+		if st != nil && st.filters != nil && !h.runFilters(ex, r, nil, nil) {
+			return
+		}
 		h.localReply(ex, r, http.StatusNotFound, "NR", "")
 		return
 	}
@@ -230,6 +248,9 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 	var rt *route
 	if vh != nil {
 		rt = vh.route(r, r.URL.EscapedPath())
+	}
+	if st.filters != nil && !h.runFilters(ex, r, vh, rt) {
+		return
 	}
 	if rt == nil {
 		h.localReply(ex, r, http.StatusNotFound, "NR", "")
