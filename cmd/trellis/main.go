@@ -1,5 +1,5 @@
-// Command trellis is Trellis's CLI (istioctl's role): validate configuration
-// offline and run the local demo mesh.
+// Command trellis is Trellis's CLI (istioctl's role): validate and analyze
+// configuration offline and run the local demo mesh.
 package main
 
 import (
@@ -16,7 +16,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newValidateCmd(), newDemoCmd())
+	root.AddCommand(newValidateCmd(), newDemoCmd(), newAnalyzeCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "trellis:", err)
 		os.Exit(exitCode(err))
