@@ -58,6 +58,7 @@ type flags struct {
 	statsPort    uint
 	drainTimeout time.Duration
 	logLevel     slog.Level
+	id           idFlags
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -65,7 +66,12 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	var workload, address string
 	fs := flag.NewFlagSet("trellis-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.xds, "xds", "127.0.0.1:15010", "control plane xDS address")
+	fs.StringVar(&f.xds, "xds", "", "control plane xDS address (default: the CA's address over mTLS once the proxy has an identity, else 127.0.0.1:15010 in plain text; an address on port 15010 is plain text)")
+	fs.BoolVar(&f.id.xdsPlaintext, "xds-plaintext", false, "follow xDS in plain text even with an identity (127.0.0.1:15010 unless --xds)")
+	fs.StringVar(&f.id.dataDir, "data-dir", defaultDataDir(), "trellisd's data directory, where the join token and root-cert.pem are found")
+	fs.StringVar(&f.id.caAddr, "ca-addr", "", "trellisd's CSR API (default: --xds unless it is on port 15010, else its host on port 15012)")
+	fs.StringVar(&f.id.caRoot, "ca-root", "", "roots that verify trellisd (default: DATA_DIR/root-cert.pem)")
+	fs.StringVar(&f.id.tokenFile, "join-token-file", "", "the workload's join token (default: DATA_DIR/tokens/NAMESPACE/NAME; without it the proxy runs with no identity)")
 	fs.StringVar(&workload, "workload", "", "the WorkloadEntry this proxy fronts, NAMESPACE/NAME (required)")
 	fs.BoolVar(&f.gateway, "gateway", false, "run as a gateway (node type router)")
 	fs.StringVar(&address, "address", "", "the workload's address; empty: learn it from the first config")
@@ -168,7 +174,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mgr, err := listener.New(listener.Options{Logger: log, DrainTimeout: f.drainTimeout, Registerer: reg})
+	cp, err := plan(f)
+	if err != nil {
+		return err
+	}
+	agent, err := newAgent(f, cp, reg, log)
+	if err != nil {
+		return err
+	}
+	lopts := listener.Options{Logger: log, DrainTimeout: f.drainTimeout, Registerer: reg}
+	if agent != nil {
+		lopts.Secrets = agent
+	}
+	mgr, err := listener.New(lopts)
 	if err != nil {
 		return err
 	}
@@ -181,10 +199,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	var learnOnce sync.Once
 	client := xdsclient.New(xdsclient.Options{
-		Server: f.xds,
-		Node:   &corev3.Node{Id: nodeID(f), Cluster: f.name + "." + f.namespace},
-		Delta:  f.delta,
-		Logger: log,
+		Server:      cp.xds,
+		Node:        &corev3.Node{Id: nodeID(f), Cluster: f.name + "." + f.namespace},
+		Delta:       f.delta,
+		DialOptions: xdsDialOptions(cp, agent),
+		Logger:      log,
 		OnConfig: func(cfg *runtime.Config) {
 			if err := mgr.Apply(cfg); err != nil {
 				log.Error("config applied with errors", "version", cfg.Version, "error", err)
@@ -199,10 +218,26 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	})
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	wg.Add(2)
+	if agent != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := agent.Run(ctx); err != nil {
+				errc <- fmt.Errorf("identity: %w", err)
+			}
+		}()
+	}
 	go func() {
 		defer wg.Done()
+		if cp.xdsTLS { // mTLS needs the first certificate
+			select {
+			case <-agent.Ready():
+			case <-ctx.Done():
+				return
+			}
+		}
 		// The client keeps the last config when trellisd goes away; the
 		// listeners keep serving it.
 		if err := client.Run(ctx); err != nil {
@@ -229,7 +264,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 
-	log.Info("starting", "xds", f.xds, "node", nodeID(f), "delta", f.delta)
+	log.Info("starting", "xds", cp.xds, "xds_tls", cp.xdsTLS, "identity", cp.identity, "ca", cp.caAddr,
+		"node", nodeID(f), "delta", f.delta)
 	var runErr error
 	select {
 	case <-ctx.Done():
