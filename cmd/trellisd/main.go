@@ -139,10 +139,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	p = &pipeline{
 		registry: registry.NewServiceEntrySource(),
 		mesh:     mesh,
-		update: func(s *snapshot.Snapshot) {
-			sec.writeTokens(s.Registry, log) // before proxies learn of new workloads
-			xds.Update(s)
-		},
+		// Join tokens are written before /ready and before proxies learn of
+		// new workloads, so a proxy started on readiness finds its token.
+		prepare: func(s *snapshot.Snapshot) { sec.writeTokens(s.Registry, log) },
+		update:  xds.Update,
 		onFirst: func() {
 			log.Info("trellisd ready", "xds", xdsWhere, "monitoring", monLis.Addr().String(),
 				"secure", sec.tlsLis.Addr().String(), "data-dir", f.sec.dataDir, "config-dir", f.configDir)
@@ -200,6 +200,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 type pipeline struct {
 	registry registry.Source
 	mesh     snapshot.Mesh
+	prepare  func(*snapshot.Snapshot) // nil: nothing; runs before the snapshot is current
 	update   func(*snapshot.Snapshot)
 	onFirst  func()
 
@@ -210,6 +211,9 @@ type pipeline struct {
 func (p *pipeline) publish(set *config.Set) {
 	p.version++
 	snap := &snapshot.Snapshot{Version: p.version, Config: set, Registry: p.registry.Registry(set), Mesh: p.mesh}
+	if p.prepare != nil {
+		p.prepare(snap)
+	}
 	first := p.current.Swap(snap) == nil
 	p.update(snap)
 	if first && p.onFirst != nil {
