@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/trellis-mesh/trellis/internal/config"
+	"github.com/trellis-mesh/trellis/internal/health"
 	"github.com/trellis-mesh/trellis/internal/monitor"
 	"github.com/trellis-mesh/trellis/internal/registry"
 	"github.com/trellis-mesh/trellis/internal/snapshot"
@@ -136,8 +137,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	mesh := snapshot.DefaultMesh()
 	mesh.ProxyHTTPPort = uint32(f.proxyHTTPPort)
+	hc := health.New(health.Options{Logger: log, Registerer: reg})
 	p = &pipeline{
-		registry: registry.NewServiceEntrySource(),
+		registry: &health.Source{Inner: registry.NewServiceEntrySource(), Checker: hc},
+		lint:     analyzeLogger(log),
 		mesh:     mesh,
 		// Join tokens are written before /ready and before proxies learn of
 		// new workloads, so a proxy started on readiness finds its token.
@@ -190,31 +193,42 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	goFn("xds shutdown", func() error { <-ctx.Done(); return xds.Close() })
 	goFn("monitoring", func() error { return monitor.Serve(ctx, monLis, mon) })
 	goFn("config", func() error { return watchConfig(ctx, f.configDir, log, p.publish) })
+	goFn("health", func() error { return hc.Run(ctx) })
+	goFn("health push", func() error { return p.followHealth(ctx, hc.Changed()) })
 	wg.Wait()
 	log.Info("trellisd stopped")
 	return first
 }
 
 // pipeline turns each new config set into a snapshot and hands it to the
-// xDS server. publish is called from one goroutine at a time.
+// xDS server. publish is safe for concurrent use (config and health
+// changes both publish).
 type pipeline struct {
 	registry registry.Source
 	mesh     snapshot.Mesh
 	prepare  func(*snapshot.Snapshot) // nil: nothing; runs before the snapshot is current
 	update   func(*snapshot.Snapshot)
 	onFirst  func()
+	lint     func(*snapshot.Snapshot) // on each new config set; may be nil
 
+	mu      sync.Mutex
 	version uint64
 	current atomic.Pointer[snapshot.Snapshot]
 }
 
 func (p *pipeline) publish(set *config.Set) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.version++
 	snap := &snapshot.Snapshot{Version: p.version, Config: set, Registry: p.registry.Registry(set), Mesh: p.mesh}
 	if p.prepare != nil {
 		p.prepare(snap)
 	}
-	first := p.current.Swap(snap) == nil
+	prev := p.current.Swap(snap)
+	first := prev == nil
+	if p.lint != nil && (first || prev.Config != set) {
+		p.lint(snap)
+	}
 	p.update(snap)
 	if first && p.onFirst != nil {
 		p.onFirst()
