@@ -50,6 +50,7 @@ func (c *checker) trafficPolicy(path string, tp *networkingv1.TrafficPolicy) {
 	}
 	c.connectionPool(path+".connectionPool", tp.GetConnectionPool())
 	c.outlierDetection(path+".outlierDetection", tp.GetOutlierDetection())
+	c.policyLevel(path, tp.GetLoadBalancer(), tp.GetOutlierDetection(), tp.GetTls()) // validate_dr.go
 	for i, pl := range tp.GetPortLevelSettings() {
 		ppath := fmt.Sprintf("%s.portLevelSettings[%d]", path, i)
 		if pl.GetPort() == nil {
@@ -59,6 +60,7 @@ func (c *checker) trafficPolicy(path string, tp *networkingv1.TrafficPolicy) {
 		}
 		c.connectionPool(ppath+".connectionPool", pl.GetConnectionPool())
 		c.outlierDetection(ppath+".outlierDetection", pl.GetOutlierDetection())
+		c.policyLevel(ppath, pl.GetLoadBalancer(), pl.GetOutlierDetection(), pl.GetTls())
 	}
 }
 
