@@ -82,7 +82,9 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	// 4: the control plane.
 	log.Info("starting trellisd", "config", filepath.Join(o.Dir, "config"))
-	cp, err := cs.start("trellisd", trellisd, []string{"--config-dir", filepath.Join(o.Dir, "config")}, env)
+	dataDir := filepath.Join(o.Dir, DataSubdir)
+	cp, err := cs.start("trellisd", trellisd, []string{"--config-dir", filepath.Join(o.Dir, "config"),
+		"--data-dir", dataDir}, env)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -93,7 +95,7 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	// 5 and 6: apps, then their proxies.
 	plan := Plan()
-	rows := []row{{name: "trellisd", c: cp, where: "xDS " + XDSAddr + ", monitoring " + MonitoringAddr}}
+	rows := []row{{name: "trellisd", c: cp, where: "xDS " + XDSAddr + ", CA and mTLS xDS " + SecureAddr + ", monitoring " + MonitoringAddr}}
 	var checks []check
 	for _, w := range plan {
 		if w.Gateway {
@@ -109,7 +111,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	log.Info("started apps")
 	for _, w := range plan {
-		c, err := cs.start("proxy-"+w.Name, proxy, proxyArgs(w), env)
+		c, err := cs.start("proxy-"+w.Name, proxy, proxyArgs(w, dataDir), env)
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
@@ -189,7 +191,7 @@ func binaries(o Options) (trellisd, proxy, self string, err error) {
 // checkFree fails when an address the demo needs is taken, most likely by a
 // demo still running.
 func checkFree() error {
-	addrs := []string{XDSAddr, MonitoringAddr, GatewayAddr}
+	addrs := []string{XDSAddr, SecureAddr, MonitoringAddr, GatewayAddr}
 	for _, w := range Plan() {
 		if !w.Gateway {
 			addrs = append(addrs, w.AppAddr.String())

@@ -7,9 +7,11 @@
 //	  1 find bin/trellisd and bin/trellis-proxy next to the trellis executable
 //	  2 check the demo's addresses are free (another demo still running?)
 //	  3 write the embedded config to DIR/config (fresh), extras to DIR/extras
-//	  4 start trellisd --config-dir DIR/config ──wait──▶ 127.0.0.1:15014/ready
+//	  4 start trellisd --config-dir DIR/config --data-dir DIR/data ──wait──▶ 127.0.0.1:15014/ready
+//	      (DIR/data: the CA, root-cert.pem and a join token per workload)
 //	  5 start six apps (`trellis demo app ...` on 127.0.20.N:9080) ──wait──▶ /health
-//	  6 start one trellis-proxy per workload (127.0.10.N) and the gateway (127.0.0.1)
+//	  6 start one trellis-proxy --data-dir DIR/data per workload (127.0.10.N) and the
+//	    gateway (127.0.0.1); each gets its certificate and follows xDS on 127.0.0.1:15012
 //	      ──wait──▶ ADDRESS:15021/healthz/ready
 //	  7 wait until http://127.0.0.1:8080/productpage answers 200 through the mesh
 //	  8 print where everything runs, things to try, and the "ready:" line

@@ -9,6 +9,7 @@ import (
 // Addresses of the control plane and the gateway (docs/local-mesh.md).
 const (
 	XDSAddr        = "127.0.0.1:15010"
+	SecureAddr     = "127.0.0.1:15012" // the CSR API and mTLS xDS, which the proxies use
 	MonitoringAddr = "127.0.0.1:15014"
 	GatewayAddr    = "127.0.0.1:8080"
 	// ProductPageURL is the page as a user reaches it, through the gateway.
@@ -77,9 +78,15 @@ func appArgs(w Workload) []string {
 		"--listen", w.AppAddr.String(), "--proxy", w.ProxyURL()}
 }
 
-// proxyArgs is the trellis-proxy command line for w.
-func proxyArgs(w Workload) []string {
-	args := []string{"--xds", XDSAddr, "--workload", w.ID(), "--address", w.Proxy.String()}
+// DataSubdir, under Options.Dir, is trellisd's data directory: its CA, the
+// join tokens and root-cert.pem, which the proxies find there.
+const DataSubdir = "data"
+
+// proxyArgs is the trellis-proxy command line for w. With the data
+// directory the proxy finds its join token and the CA root, gets its
+// certificate from SecureAddr and follows xDS there over mTLS.
+func proxyArgs(w Workload, dataDir string) []string {
+	args := []string{"--data-dir", dataDir, "--workload", w.ID(), "--address", w.Proxy.String()}
 	if w.Gateway {
 		args = append(args, "--gateway")
 	}
