@@ -106,6 +106,9 @@ func decodeDocument(file string, doc *yaml.Node) (r *Resource, key Key, errs []*
 		}
 	}
 
+	if isGatewayAPIDocument(h) { // gatewayapi.go
+		return decodeGatewayAPIDocument(file, root, h, errs)
+	}
 	kind, ok := decodeKind(h, root, docErr)
 	if !ok {
 		return nil, Key{}, errs
@@ -153,7 +156,9 @@ func decodeKind(h header, root *yaml.Node, docErr docErrFunc) (Kind, bool) {
 	if !ok {
 		var names []string
 		for _, k := range Kinds() {
-			names = append(names, k.String())
+			if !k.IsGatewayAPI() {
+				names = append(names, k.String())
+			}
 		}
 		docErr(h.kind.Line, "kind", "unknown kind %q (Trellis reads %s)", clip(h.kind.Value), strings.Join(names, ", "))
 		return 0, false

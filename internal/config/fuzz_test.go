@@ -46,7 +46,7 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("Failed %v without errors", file.Failed)
 		}
 		for _, r := range file.Resources {
-			if r.Spec == nil || r.Meta.Name == "" || r.Meta.Namespace == "" {
+			if (r.Spec == nil) == (r.GatewayAPI == nil) || r.Meta.Name == "" || r.Meta.Namespace == "" {
 				t.Errorf("incomplete resource %+v", r)
 			}
 		}

@@ -21,6 +21,14 @@ const (
 	KindPeerAuthentication    // security.istio.io (validate_security.go)
 	KindRequestAuthentication // security.istio.io
 	KindAuthorizationPolicy   // security.istio.io
+
+	// gateway.networking.k8s.io kinds (gatewayapi.go): Spec is nil and
+	// GatewayAPI holds the decoded object.
+	KindGatewayClass
+	KindKubernetesGateway // Gateway of the Kubernetes Gateway API
+	KindHTTPRoute
+	KindGRPCRoute
+	KindReferenceGrant
 )
 
 var kindNames = [...]string{
@@ -35,6 +43,12 @@ var kindNames = [...]string{
 	KindPeerAuthentication:    "PeerAuthentication",
 	KindRequestAuthentication: "RequestAuthentication",
 	KindAuthorizationPolicy:   "AuthorizationPolicy",
+
+	KindGatewayClass:      "GatewayClass",
+	KindKubernetesGateway: "Gateway.gateway.networking.k8s.io",
+	KindHTTPRoute:         "HTTPRoute",
+	KindGRPCRoute:         "GRPCRoute",
+	KindReferenceGrant:    "ReferenceGrant",
 }
 
 // String returns the kind as written in YAML, for example "VirtualService".
@@ -49,7 +63,8 @@ func (k Kind) String() string {
 func Kinds() []Kind {
 	return []Kind{KindServiceEntry, KindWorkloadEntry, KindWorkloadGroup, KindVirtualService,
 		KindDestinationRule, KindGateway, KindSidecar,
-		KindPeerAuthentication, KindRequestAuthentication, KindAuthorizationPolicy}
+		KindPeerAuthentication, KindRequestAuthentication, KindAuthorizationPolicy,
+		KindGatewayClass, KindKubernetesGateway, KindHTTPRoute, KindGRPCRoute, KindReferenceGrant}
 }
 
 // Meta is the subset of Kubernetes object metadata Trellis uses.
@@ -87,12 +102,18 @@ func (k Key) String() string { return fmt.Sprintf("%s %s/%s", k.Kind, k.Namespac
 //
 // Spec's dynamic type follows Kind: *networkingv1.ServiceEntry for
 // KindServiceEntry, *networkingv1.VirtualService for KindVirtualService and so
-// on (istio.io/api/networking/v1).
+// on (istio.io/api/networking/v1). For the Kubernetes Gateway API kinds
+// (KindGatewayClass, KindKubernetesGateway, KindHTTPRoute, KindGRPCRoute,
+// KindReferenceGrant) Spec is nil and GatewayAPI holds the object.
 type Resource struct {
 	Kind   Kind
 	Meta   Meta
 	Spec   proto.Message
 	Origin Origin
+
+	// GatewayAPI is the decoded gateway.networking.k8s.io object; nil for
+	// every Istio kind.
+	GatewayAPI *GatewayAPIObject
 }
 
 // Key returns the resource's identity.
