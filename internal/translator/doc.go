@@ -8,11 +8,15 @@
 //	  2 services visible to it: exportTo, then the union of the Sidecar  builder.go
 //	    egress hosts plus the destinations of VirtualServices they select
 //	  3 clusters: outbound|PORT|SUBSET|HOST per service port and          cluster.go
-//	    DestinationRule subset (proxy ns > service ns > root ns); BlackHoleCluster
+//	    DestinationRule subset (proxy ns > service ns > root ns); BlackHoleCluster;
+//	    trafficPolicy merged host > subset > port: lb, circuit breakers,  trafficpolicy.go
+//	    outlier detection, SIMPLE/MUTUAL tls, warmup
 //	  4 endpoints: one ClusterLoadAssignment per EDS cluster, by locality endpoint.go
+//	    (and failover priority); locality weights/priorities per proxy   locality.go
 //	  5 routes: per outbound HTTP port "PORT", http_proxy, inbound|PORT||, route.go
 //	    gateway http.PORT, proxyless HOST:PORT; VirtualService http     virtualservice.go
-//	    routes replace a host's default route, one Envoy route per match
+//	    routes replace a host's default route, one Envoy route per match;
+//	    a consistentHash DestinationRule adds hash_policy                hashpolicy.go
 //	  6 listeners: sidecar inbound_ADDR_PORT, egress BIND_PORT,           listener.go
 //	    http_proxy; gateway ADDR_PORT; proxyless API listeners          gateway.go, proxyless.go
 //	  ──▶ *Resources (every message passes Validate())
@@ -23,8 +27,8 @@
 // Not yet translated (each marked TODO(next issue) where it would go):
 // VirtualService fault, mirror, corsPolicy, delegate, uriRegexRewrite and
 // redirect derivePort; tls and tcp VirtualService routes; HTTPS, TLS and TCP
-// Gateway servers; DestinationRule TLS, outlier detection, consistent hash
-// and locality LB; workload-scoped DestinationRules; resolution NONE
+// Gateway servers; route hash_policy on gateway routes; workload-scoped
+// DestinationRules; resolution NONE
 // (served as STATIC); unix-socket defaultEndpoints.
 //
 // Tests: golden files per proxy kind (testdata/*.golden.json, -update),
