@@ -111,6 +111,12 @@ func decodeUnreserved(p string) string {
 				continue
 			}
 		}
+		if p[i] == '%' {
+			// A stray '%' is escaped, so that it cannot pair with a decoded
+			// character into an escape a second decoder would act on.
+			b = append(b, "%25"...)
+			continue
+		}
 		b = append(b, p[i])
 	}
 	return string(b)
