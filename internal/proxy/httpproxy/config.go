@@ -62,6 +62,7 @@ func NewConfig(rt *runtime.Config, pickers map[string]lb.Picker, pools *Pools, m
 			},
 		}
 	}
+	pools.attach(c.clusters, rt.Clusters) // upstream state, TLS, pool options (upstream_pools.go)
 	for name, rtab := range rt.Routes {
 		c.tables[name] = compileTable(rtab, c.clusters)
 	}
@@ -75,6 +76,7 @@ type upstream struct {
 	picker lb.Picker
 	h1, h2 http.RoundTripper
 	stats  [2]*clusterStats // by runtime.Direction
+	ext    upstreamExt      // breakers, outlier state, TLS transports (upstream_pools.go)
 }
 
 // transportFor returns the transport for a request that arrived over
@@ -98,22 +100,25 @@ func (u *upstream) transportFor(downH2, upgrade bool) http.RoundTripper {
 // across config changes. Safe for concurrent use; the request path never
 // touches it (transports are resolved by NewConfig).
 type Pools struct {
-	mu sync.Mutex
-	m  map[poolKey]*http.Transport
+	mu  sync.Mutex
+	m   map[poolKey]*http.Transport
+	ext poolsExt // upstream state, secrets, mirrors (upstream_pools.go)
 }
 
 type poolKey struct {
 	h2             bool
 	connectTimeout time.Duration
+	opts           transportOpts // TLS and connection options (upstream_pools.go)
 }
 
-// NewPools returns empty pools.
-func NewPools() *Pools { return &Pools{m: map[poolKey]*http.Transport{}} }
+// NewPools returns empty pools without upstream TLS secrets; see
+// NewPoolsWith.
+func NewPools() *Pools { return NewPoolsWith(PoolOptions{}) }
 
 func (p *Pools) transport(h2 bool, connectTimeout time.Duration) *http.Transport {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	k := poolKey{h2, connectTimeout}
+	k := poolKey{h2: h2, connectTimeout: connectTimeout}
 	if t := p.m[k]; t != nil {
 		return t
 	}
@@ -133,6 +138,7 @@ func (p *Pools) CloseIdle() {
 
 // Close closes idle connections; in-flight ones finish on their own.
 func (p *Pools) Close() error {
+	p.ext.mirrors.Close() // waits for in-flight mirrors (mirror.go)
 	p.CloseIdle()
 	return nil
 }

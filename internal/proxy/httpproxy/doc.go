@@ -20,8 +20,16 @@
 // connection pools live in Pools, which outlive configs, so keep-alive and
 // HTTP/2 connections survive config changes.
 //
+// Upstream behaviour (upstream_pools.go, transport.go, mirror.go,
+// upstream_exchange.go) keeps per-cluster state in Pools (package upstream):
+// circuit breakers answer 503 UO on overflow, outlier detection ejects hosts
+// after consecutive failures, route hash_policy feeds ring hash and maglev,
+// request_mirror_policies send bounded fire-and-forget copies, retries back
+// off with full jitter and may avoid previous hosts and priorities, and
+// transport_socket_matches pick upstream TLS per endpoint (auto mTLS).
+//
 // Response flags follow Envoy: NR (no route), UH (no healthy upstream), UF
-// (connect failure), UT (timeout), URX (retries exhausted), UC (upstream
+// (connect failure), UO (circuit breaker overflow), UT (timeout), URX (retries exhausted), UC (upstream
 // reset before headers), NC (no such cluster), DC (downstream went away).
 // Requests whose content type is application/grpc get local replies in gRPC
 // form (HTTP 200, grpc-status), as Envoy sends them.

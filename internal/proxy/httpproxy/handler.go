@@ -121,6 +121,8 @@ type exchange struct {
 
 	cancels [2]context.CancelFunc // per-try timeouts, released at the end
 	more    []context.CancelFunc
+
+	up upstreamExchange // hash, circuit-breaker releases (upstream_exchange.go)
 }
 
 // InfoFrom returns the RequestInfo of the request whose context is ctx
@@ -173,6 +175,7 @@ func (ex *exchange) addCancel(c context.CancelFunc) {
 }
 
 func (ex *exchange) release() {
+	ex.up.release()
 	ex.picked.Done()
 	ex.picked = lb.Result{}
 	for _, c := range ex.cancels {
@@ -299,6 +302,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		defer cancel()
 	}
 	ex.ctx = ctx
+	h.prepareUpstream(ex, r) // hash policy, mirrors (upstream_exchange.go)
 	h.rp.ServeHTTP(ex, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
 }
 
@@ -344,6 +348,7 @@ func modifyResponse(resp *http.Response) error {
 	ex := resp.Request.Context().Value(exchangeKey{}).(*exchange)
 	ex.route.respHdr.apply(resp.Header, nil)
 	ex.dest.respHdr.apply(resp.Header, nil)
+	ex.up.setCookie(resp.Header)
 	return nil
 }
 
@@ -354,6 +359,9 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	switch {
 	case strings.Contains(ex.info.Flags, "UH"):
 		h.localReply(ex, r, http.StatusServiceUnavailable, "", "no healthy upstream")
+	case err == errOverflow:
+		h.localReply(ex, r, http.StatusServiceUnavailable, "UO",
+			"upstream connect error or disconnect/reset before headers. reset reason: overflow")
 	case ex.ctx.Err() == context.DeadlineExceeded || strings.Contains(ex.info.Flags, "UT"):
 		h.localReply(ex, r, http.StatusGatewayTimeout, "UT", "upstream request timeout")
 	case ex.ctx.Err() == context.Canceled:

@@ -181,6 +181,11 @@ type retryPolicy struct {
 	perTry   time.Duration
 	on       retryOn
 	codes    []uint32
+	// Back-off and host selection (transport.go); zero: Envoy's defaults.
+	backOffBase, backOffMax time.Duration
+	previousHosts           bool
+	hostAttempts            uint32
+	previousPriorities      bool
 }
 
 // compileRetry returns nil when p allows no retry. Unknown retry_on names
@@ -189,7 +194,9 @@ func compileRetry(p *runtime.RetryPolicy) *retryPolicy {
 	if p == nil || (p.Attempts == 0 && p.PerTryTimeout == 0) {
 		return nil
 	}
-	rp := &retryPolicy{attempts: p.Attempts, perTry: p.PerTryTimeout, codes: p.StatusCodes}
+	rp := &retryPolicy{attempts: p.Attempts, perTry: p.PerTryTimeout, codes: p.StatusCodes,
+		backOffBase: p.BackOff.Base, backOffMax: p.BackOff.Max, previousHosts: p.PreviousHosts,
+		hostAttempts: p.HostSelectionAttempts, previousPriorities: p.PreviousPriorities}
 	for _, on := range p.RetryOn {
 		for _, name := range strings.Split(on, ",") {
 			rp.on |= retryOnNames[strings.TrimSpace(name)]

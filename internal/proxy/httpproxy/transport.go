@@ -8,9 +8,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/trellis-mesh/trellis/internal/proxy/lb"
+	ups "github.com/trellis-mesh/trellis/internal/proxy/upstream"
 )
 
 const (
@@ -18,12 +22,14 @@ const (
 	// request can be retried; larger or unknown-length bodies are streamed
 	// and retried only if the failed attempt read none of them.
 	maxReplayBody = 64 << 10
-	// Envoy's default retry back-off: 25ms base, 10× cap, full jitter.
+	// Envoy's default retry back-off base (the cap is 10× base), full jitter.
 	retryBase = 25 * time.Millisecond
-	retryMax  = 250 * time.Millisecond
 )
 
-var errNoHealthy = errors.New("httpproxy: no healthy upstream")
+var (
+	errNoHealthy = errors.New("httpproxy: no healthy upstream")
+	errOverflow  = errors.New("httpproxy: upstream overflow")
+)
 
 // roundTripper sends one proxied request upstream: it picks an endpoint per
 // attempt and retries per the route's policy. The request's exchange is in
@@ -36,7 +42,6 @@ func (roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 	ctx := out.Context()
 	ex := ctx.Value(exchangeKey{}).(*exchange)
 	up := ex.dest.up
-	rt := up.transportFor(ex.downH2, ex.upgrade)
 	pol := ex.route.retry
 	tries := 1
 	var body *replayBody
@@ -53,8 +58,10 @@ func (roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 			}
 		}
 	}
+	choice := ex.choiceFor()
+	var tried []string // addresses already attempted, for previous_hosts
 	for attempt := 1; ; attempt++ {
-		pick, ok := up.picker.Pick()
+		pick, ok := pickHost(up, choice, pol, tried)
 		if !ok {
 			ex.addFlag("UH")
 			return nil, errNoHealthy
@@ -63,6 +70,21 @@ func (roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 		ex.picked = pick
 		ex.info.Upstream = pick.Addr
 		ex.info.Attempts = attempt
+		tried = append(tried, pick.Addr)
+
+		rt := up.transportForEndpoint(pick.Endpoint, ex.downH2, ex.upgrade)
+		if up.ext.state != nil {
+			ex.releaseAttempt()
+			rel, err := up.ext.state.Breakers.Acquire(ctx, up.exclusive(rt))
+			if err != nil {
+				if errors.Is(err, ups.ErrOverflow) {
+					ex.addFlag("UO")
+					return nil, errOverflow
+				}
+				return nil, err
+			}
+			ex.up.attempt = rel
+		}
 
 		req := out
 		if attempt > 1 {
@@ -80,6 +102,7 @@ func (roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 
 		resp, err := rt.RoundTrip(req)
 		f := classify(err, ex.ctx, tryCtx)
+		report(up, pick.Addr, f, resp, ex.ctx)
 		if ex.ctx.Err() != nil {
 			// Route timeout or downstream gone: never retry.
 			return resp, err
@@ -96,25 +119,90 @@ func (roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 			retriable = pol.retriable(f, code, gs)
 		}
 		if retriable && attempt < tries && body.replayable() {
+			// max_retries circuit breaker: an overflowing retry is not
+			// made; the response stands, flagged UO as Envoy does.
+			if up.ext.state != nil {
+				rel, ok := up.ext.state.Breakers.Retry()
+				if !ok {
+					ex.addFlag("UO")
+					return finish(ex, f, resp, err)
+				}
+				ex.addRetryRelease(rel)
+			}
 			if resp != nil {
 				discard(resp.Body)
 			}
-			if !backoff(ex.ctx, attempt) {
+			if !backoff(ex.ctx, attempt, pol.backOffBase, pol.backOffMax) {
 				return nil, ex.ctx.Err()
+			}
+			if pol.previousPriorities && pick.Endpoint != nil && pick.Endpoint.Priority < 64 {
+				choice.SkipPriorities |= 1 << pick.Endpoint.Priority
 			}
 			continue
 		}
 		if retriable && attempt > 1 {
 			ex.addFlag("URX")
 		}
-		switch f {
-		case failConnect:
-			ex.addFlag("UF")
-		case failTimeout:
-			ex.addFlag("UT")
-		}
-		return resp, err
+		return finish(ex, f, resp, err)
 	}
+}
+
+// finish flags the attempt's failure and returns its result.
+func finish(ex *exchange, f failure, resp *http.Response, err error) (*http.Response, error) {
+	switch f {
+	case failConnect:
+		ex.addFlag("UF")
+	case failTimeout:
+		ex.addFlag("UT")
+	}
+	return resp, err
+}
+
+// pickHost chooses an endpoint, avoiding hosts already tried when the
+// retry policy has previous_hosts (re-picking up to
+// host_selection_retry_max_attempts times, then taking what comes).
+func pickHost(up *upstream, c lb.Choice, pol *retryPolicy, tried []string) (lb.Result, bool) {
+	ch, isChooser := up.picker.(lb.Chooser)
+	if !isChooser {
+		return up.picker.Pick()
+	}
+	r, ok := ch.Choose(c)
+	if !ok || pol == nil || !pol.previousHosts || len(tried) == 0 {
+		return r, ok
+	}
+	for range max(pol.hostAttempts, 1) {
+		if !slices.Contains(tried, r.Addr) {
+			return r, true
+		}
+		r.Done()
+		c.HasHash = false // a hashed pick would land on the same host
+		if r, ok = ch.Choose(c); !ok {
+			return r, false
+		}
+	}
+	return r, ok
+}
+
+// report feeds outlier detection with an attempt's outcome.
+func report(up *upstream, addr string, f failure, resp *http.Response, routeCtx context.Context) {
+	st := up.ext.state
+	if st == nil {
+		return
+	}
+	var o ups.Outcome
+	switch {
+	case resp != nil:
+		o.Status = resp.StatusCode
+	case f == failConnect:
+		o.Local = ups.LocalConnectFailure
+	case f == failTimeout || routeCtx.Err() == context.DeadlineExceeded:
+		o.Local = ups.LocalTimeout
+	case routeCtx.Err() == context.Canceled:
+		return // the client went away: says nothing about the host
+	default:
+		o.Local = ups.LocalReset
+	}
+	st.Report(addr, o)
 }
 
 // classify names why an attempt failed.
@@ -148,9 +236,23 @@ func retryRequest(out *http.Request, body *replayBody) *http.Request {
 	return &r
 }
 
-func backoff(ctx context.Context, attempt int) bool {
-	ceil := min(retryBase<<(attempt-1), retryMax)
-	t := time.NewTimer(rand.N(ceil) + time.Millisecond)
+// backoffDelay is the wait before retry number attempt: full jitter over
+// base × 2^(attempt-1), capped at max (Envoy's retry_back_off; defaults 25ms
+// and 10× base), plus a millisecond.
+func backoffDelay(attempt int, base, maxWait time.Duration) time.Duration {
+	if base <= 0 {
+		base = retryBase
+	}
+	if maxWait <= 0 {
+		maxWait = 10 * base
+	}
+	ceil := min(base<<(attempt-1), maxWait)
+	return rand.N(ceil) + time.Millisecond
+}
+
+// backoff waits backoffDelay or until ctx ends; false when ctx ended.
+func backoff(ctx context.Context, attempt int, base, maxWait time.Duration) bool {
+	t := time.NewTimer(backoffDelay(attempt, base, maxWait))
 	defer t.Stop()
 	select {
 	case <-t.C:
