@@ -52,13 +52,7 @@ func (b *builder) addOutboundCluster(svc *registry.Service, port registry.Port, 
 		ConnectTimeout: duration(defaultConnectTimeout),
 	}
 	cla := loadAssignment(name, port, eps, labels, b.failoverPriority(pol))
-	if svc.Resolution == registry.ResolutionDNS {
-		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
-		c.LoadAssignment = cla
-	} else {
-		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
-		c.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads(), ServiceName: name}
-	}
+	b.setDiscovery(c, svc, cla) // external.go: EDS, STRICT_DNS, LOGICAL_DNS or ORIGINAL_DST
 	applyPolicy(c, pol, svc, port)
 	if c.GetType() == clusterv3.Cluster_ORIGINAL_DST {
 		b.out.Clusters[name] = c // PASSTHROUGH: no endpoints
