@@ -35,6 +35,11 @@ type Mesh struct {
 	// OutboundRegistryOnly is meshConfig.outboundTrafficPolicy REGISTRY_ONLY;
 	// false is Istio's installed default, ALLOW_ANY.
 	OutboundRegistryOnly bool
+	// CredentialsDir is where Gateway credentialName NAME finds its files in
+	// local mode: CredentialsDir/NAME/{tls.crt,tls.key,ca.crt}
+	// (trellisd --credentials-dir); empty means "credentials", relative to
+	// the proxy's working directory.
+	CredentialsDir string
 }
 
 // PathNormalization is how proxies normalise request paths before routing

@@ -70,9 +70,10 @@ func socketListener(name, addr string, port uint32, dir corev3.TrafficDirection,
 func (b *builder) buildSidecar() {
 	b.buildInbound()
 	b.buildEgress() // builds the per-port route tables its listeners reference
-	if b.mesh.ProxyHTTPPort != 0 && b.addr != "" {
-		b.out.Listeners[httpProxyName] = httpListener(httpProxyName, b.addr, b.mesh.ProxyHTTPPort,
-			corev3.TrafficDirection_OUTBOUND, httpProxyName, true)
+	httpProxy := b.mesh.ProxyHTTPPort != 0 && b.addr != ""
+	b.buildPassthrough() // external.go: ALLOW_ANY's PassthroughCluster
+	if httpProxy {
+		b.out.Listeners[httpProxyName] = b.outboundHTTPListener(httpProxyName, b.addr, b.mesh.ProxyHTTPPort, httpProxyName, true)
 		b.out.Routes[httpProxyName] = b.httpProxyRouteConfig()
 	}
 }
@@ -97,11 +98,10 @@ func (b *builder) buildInbound() {
 		name := "inbound_" + listenerName(addr, port)
 		cluster := inboundName(port)
 		b.out.Clusters[cluster] = inboundCluster(port, appHost, appPort, http)
+		// security_peerauthn.go: mTLS filter chains, authn/authz filters.
+		b.out.Listeners[name] = b.inboundListener(name, addr, port, cluster, http)
 		if http {
-			b.out.Listeners[name] = httpListener(name, addr, port, corev3.TrafficDirection_INBOUND, cluster, false)
 			b.out.Routes[cluster] = inboundRouteConfig(port)
-		} else {
-			b.out.Listeners[name] = tcpListener(name, addr, port, corev3.TrafficDirection_INBOUND, cluster)
 		}
 	}
 }
@@ -149,17 +149,10 @@ func (b *builder) buildEgress() {
 			if _, ok := b.out.Routes[routeName]; !ok {
 				b.out.Routes[routeName] = b.outboundRouteConfig(routeName, port, mine)
 			}
-			b.out.Listeners[name] = httpListener(name, bind, port, corev3.TrafficDirection_OUTBOUND, routeName, false)
+			b.out.Listeners[name] = b.outboundHTTPListener(name, bind, port, routeName, false)
 			continue
 		}
-		cluster := blackHoleCluster
-		for _, s := range b.visible {
-			if _, ok := s.Port(port); ok && keep(s) {
-				cluster = clusterName(port, "", s.Hostname)
-				break
-			}
-		}
-		b.out.Listeners[name] = tcpListener(name, bind, port, corev3.TrafficDirection_OUTBOUND, cluster)
+		b.out.Listeners[name] = b.egressTCPListener(name, bind, port, keep) // tcproute.go
 	}
 }
 

@@ -111,12 +111,12 @@ spec:
 			"inbound_127.0.8.1_9000":  "127.0.8.1:9000 INBOUND tcp inbound|9000||",
 			"inbound_127.0.8.99_9100": "127.0.8.99:9100 INBOUND tcp inbound|9100||",
 			"127.0.30.9_5432":         "127.0.30.9:5432 OUTBOUND tcp outbound|5432||db.app.svc.cluster.local",
-			"127.0.30.9_6000":         "127.0.30.9:6000 OUTBOUND tcp BlackHoleCluster",
+			"127.0.30.9_6000":         "127.0.30.9:6000 OUTBOUND tcp PassthroughCluster",
 			"127.0.30.9_8000":         "127.0.30.9:8000 OUTBOUND tcp outbound|8000||web.app.svc.cluster.local",
 			"http_proxy":              "127.0.8.1:15080 OUTBOUND http http_proxy",
 		}, map[string][]string{
 			"inbound|8080||": {"*"},
-			"http_proxy":     nil,
+			"http_proxy":     {"*"}, // ALLOW_ANY's allow_any virtual host
 		}},
 		{"proxy without workload", Proxy{Type: Sidecar, Namespace: "app", Name: "ghost"}, map[string]string{}, map[string][]string{}},
 		{"gateway", Proxy{Type: Router, Namespace: "edge", Name: "gw"}, map[string]string{

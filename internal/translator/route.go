@@ -113,6 +113,7 @@ func (b *builder) outboundRouteConfig(name string, port uint32, svcs []*registry
 			Routes:  b.serviceRoutes(svc, port, b.meshVS),
 		})
 	}
+	b.addCatchAll(rc, seen) // external.go: allow_any or block_all
 	return rc
 }
 
@@ -145,6 +146,7 @@ func (b *builder) httpProxyRouteConfig() *routev3.RouteConfiguration {
 			})
 		}
 	}
+	b.addCatchAll(rc, seen)
 	return rc
 }
 

@@ -1,6 +1,7 @@
 package translator
 
 import (
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,38 +16,69 @@ import (
 	"github.com/trellis-mesh/trellis/internal/registry"
 )
 
+// routeCtx is where a VirtualService's routes are being placed: the
+// listener port, the gateway ("mesh" for sidecars, "ns/name" for a Gateway)
+// and whether the listener terminates TLS (redirects default to https).
+type routeCtx struct {
+	port uint32
+	gw   string
+	tls  bool
+}
+
 // vsRoutes converts the http section of one VirtualService into Envoy routes
 // for a listener on port, as seen from gateway gw ("mesh" for sidecars,
-// "ns/name" for a Gateway). Each HTTPMatchRequest becomes its own route, in
-// order, so that Envoy's first-match reproduces Istio's OR semantics. Matches
-// for another port, gateway, source workload or source namespace are
-// dropped, and a route left with none is skipped.
-//
-// TODO(next issue): fault, mirror/mirrors, corsPolicy, delegate,
-// uriRegexRewrite and redirect derivePort are ignored.
+// "ns/name" for a Gateway).
 func (b *builder) vsRoutes(r *config.Resource, port uint32, gw string) []*routev3.Route {
-	vs := r.Spec.(*networkingv1.VirtualService)
+	return b.vsRoutesIn(r, routeCtx{port: port, gw: gw})
+}
+
+// vsRoutesIn converts the http rules of one VirtualService, delegates merged
+// in (delegate.go). Each HTTPMatchRequest becomes its own route, in order,
+// so that Envoy's first-match reproduces Istio's OR semantics. Matches for
+// another port, gateway, source workload or source namespace are dropped,
+// a rule left with none is skipped, and nothing follows a catch-all route
+// (Istio stops there: later routes could never match).
+func (b *builder) vsRoutesIn(r *config.Resource, rc routeCtx) []*routev3.Route {
 	var out []*routev3.Route
-	for _, hr := range vs.GetHttp() {
-		if hr.GetDelegate() != nil {
-			continue // TODO(next issue): delegate VirtualServices.
-		}
+	for _, rule := range b.httpRules(r) {
+		hr := rule.route
 		matches := hr.GetMatch()
 		if len(matches) == 0 {
 			matches = []*networkingv1.HTTPMatchRequest{nil}
 		}
+		catchAll := false
 		for _, m := range matches {
-			if !b.matchApplies(m, port, gw, r.Meta.Namespace) {
+			if !b.matchApplies(m, rc.port, rc.gw, rule.matchNS) {
 				continue
 			}
 			route := &routev3.Route{Name: routeName(hr, m), Match: routeMatch(m)}
-			if !b.setAction(route, hr, r.Meta.Namespace, port) {
+			if !b.setAction(route, hr, rule.ns, rc) {
 				continue
 			}
 			out = append(out, route)
+			if isCatchAll(route.GetMatch()) {
+				catchAll = true
+				break
+			}
+		}
+		if catchAll {
+			break
 		}
 	}
 	return out
+}
+
+// isCatchAll reports whether a route matches every request: prefix "/" (or
+// regex ".*") and no header or query conditions (Istio's IsCatchAllRoute).
+func isCatchAll(m *routev3.RouteMatch) bool {
+	all := false
+	switch ps := m.GetPathSpecifier().(type) {
+	case *routev3.RouteMatch_Prefix:
+		all = ps.Prefix == "/"
+	case *routev3.RouteMatch_SafeRegex:
+		all = ps.SafeRegex.GetRegex() == ".*"
+	}
+	return all && len(m.GetHeaders()) == 0 && len(m.GetQueryParameters()) == 0
 }
 
 func routeName(hr *networkingv1.HTTPRoute, m *networkingv1.HTTPMatchRequest) string {
@@ -109,17 +141,17 @@ func routeMatch(m *networkingv1.HTTPMatchRequest) *routev3.RouteMatch {
 		rm.CaseSensitive = wrapperspb.Bool(false)
 	}
 	for _, k := range sortedKeys(m.GetHeaders()) {
-		rm.Headers = append(rm.Headers, headerMatcher(strings.ToLower(k), m.GetHeaders()[k], false))
+		rm.Headers = append(rm.Headers, routeHeaderMatcher(strings.ToLower(k), m.GetHeaders()[k], false))
 	}
 	for _, k := range sortedKeys(m.GetWithoutHeaders()) {
-		rm.Headers = append(rm.Headers, headerMatcher(strings.ToLower(k), m.GetWithoutHeaders()[k], true))
+		rm.Headers = append(rm.Headers, routeHeaderMatcher(strings.ToLower(k), m.GetWithoutHeaders()[k], true))
 	}
 	for _, pseudo := range []struct {
 		name string
 		sm   *networkingv1.StringMatch
 	}{{":method", m.GetMethod()}, {":authority", m.GetAuthority()}, {":scheme", m.GetScheme()}} {
 		if pseudo.sm != nil {
-			rm.Headers = append(rm.Headers, headerMatcher(pseudo.name, pseudo.sm, false))
+			rm.Headers = append(rm.Headers, routeHeaderMatcher(pseudo.name, pseudo.sm, false))
 		}
 	}
 	for _, k := range sortedKeys(m.GetQueryParams()) {
@@ -134,9 +166,9 @@ func routeMatch(m *networkingv1.HTTPMatchRequest) *routev3.RouteMatch {
 	return rm
 }
 
-// headerMatcher matches a header by value, or by presence when the Istio
+// routeHeaderMatcher matches a header by value, or by presence when the Istio
 // match is empty ({}), as Istio does.
-func headerMatcher(name string, sm *networkingv1.StringMatch, invert bool) *routev3.HeaderMatcher {
+func routeHeaderMatcher(name string, sm *networkingv1.StringMatch, invert bool) *routev3.HeaderMatcher {
 	hm := &routev3.HeaderMatcher{Name: name, InvertMatch: invert}
 	if s := stringMatcher(sm); s != nil {
 		hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: s}
@@ -163,35 +195,36 @@ func stringMatcher(sm *networkingv1.StringMatch) *matcherv3.StringMatcher {
 	return nil
 }
 
-// setAction fills route's action and header edits from hr; false when hr has
-// no action Trellis can express.
-func (b *builder) setAction(route *routev3.Route, hr *networkingv1.HTTPRoute, vsNS string, port uint32) bool {
+// setAction fills route's action, header edits and per-filter config
+// (fault, CORS) from hr; false when hr has no action Trellis can express.
+// Short host names resolve in namespace ns.
+func (b *builder) setAction(route *routev3.Route, hr *networkingv1.HTTPRoute, ns string, rc routeCtx) bool {
 	reqAdd, reqRemove := headerOps(hr.GetHeaders().GetRequest())
 	respAdd, respRemove := headerOps(hr.GetHeaders().GetResponse())
 	switch {
 	case hr.GetRedirect() != nil:
-		route.Action = &routev3.Route_Redirect{Redirect: redirectAction(hr.GetRedirect())}
+		route.Action = &routev3.Route_Redirect{Redirect: redirectAction(hr.GetRedirect(), rc.port, rc.tls)}
 	case hr.GetDirectResponse() != nil:
-		dr := hr.GetDirectResponse()
-		action := &routev3.DirectResponseAction{Status: dr.GetStatus()}
-		switch body := dr.GetBody().GetSpecifier().(type) {
-		case *networkingv1.HTTPBody_String_:
-			action.Body = &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body.String_}}
-		case *networkingv1.HTTPBody_Bytes:
-			action.Body = &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: body.Bytes}}
-		}
-		route.Action = &routev3.Route_DirectResponse{DirectResponse: action}
+		route.Action = &routev3.Route_DirectResponse{DirectResponse: directResponse(hr.GetDirectResponse())}
 	case len(hr.GetRoute()) > 0:
 		ra := &routev3.RouteAction{Timeout: duration(0), RetryPolicy: retryPolicy(hr.GetRetries())}
 		if t := hr.GetTimeout(); t != nil {
 			ra.Timeout = duration(t.AsDuration())
 		}
 		if rw := hr.GetRewrite(); rw != nil {
-			ra.PrefixRewrite = rw.GetUri()
+			if rr := rw.GetUriRegexRewrite(); rr != nil {
+				ra.RegexRewrite = &matcherv3.RegexMatchAndSubstitute{
+					Pattern:      &matcherv3.RegexMatcher{Regex: rr.GetMatch()},
+					Substitution: rr.GetRewrite(),
+				}
+			} else {
+				ra.PrefixRewrite = rw.GetUri()
+			}
 			if rw.GetAuthority() != "" {
 				ra.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.GetAuthority()}
 			}
 		}
+		ra.RequestMirrorPolicies = b.mirrorPolicies(hr, ns, rc.port)
 		dests := hr.GetRoute()
 		if len(dests) > 1 {
 			dests = slices.DeleteFunc(slices.Clone(dests), func(d *networkingv1.HTTPRouteDestination) bool { return d.GetWeight() <= 0 })
@@ -201,7 +234,7 @@ func (b *builder) setAction(route *routev3.Route, hr *networkingv1.HTTPRoute, vs
 		}
 		if len(dests) == 1 {
 			d := dests[0]
-			ra.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: b.destinationCluster(d.GetDestination(), vsNS, port)}
+			ra.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: b.destinationCluster(d.GetDestination(), ns, rc.port)}
 			// A single destination's header edits join the route's.
 			add, remove := headerOps(d.GetHeaders().GetRequest())
 			reqAdd, reqRemove = append(reqAdd, add...), append(reqRemove, remove...)
@@ -211,7 +244,7 @@ func (b *builder) setAction(route *routev3.Route, hr *networkingv1.HTTPRoute, vs
 			wc := &routev3.WeightedCluster{}
 			for _, d := range dests {
 				cw := &routev3.WeightedCluster_ClusterWeight{
-					Name:   b.destinationCluster(d.GetDestination(), vsNS, port),
+					Name:   b.destinationCluster(d.GetDestination(), ns, rc.port),
 					Weight: wrapperspb.UInt32(uint32(d.GetWeight())),
 				}
 				cw.RequestHeadersToAdd, cw.RequestHeadersToRemove = headerOps(d.GetHeaders().GetRequest())
@@ -226,7 +259,52 @@ func (b *builder) setAction(route *routev3.Route, hr *networkingv1.HTTPRoute, vs
 	}
 	route.RequestHeadersToAdd, route.RequestHeadersToRemove = reqAdd, reqRemove
 	route.ResponseHeadersToAdd, route.ResponseHeadersToRemove = respAdd, respRemove
+	if b.proxy.Type != Proxyless {
+		// gRPC's xDS client has no CORS filter and this translator gives it
+		// no fault filter; both stay sidecar and gateway features.
+		route.TypedPerFilterConfig = perFilterConfig(hr)
+	}
 	return true
+}
+
+func directResponse(dr *networkingv1.HTTPDirectResponse) *routev3.DirectResponseAction {
+	action := &routev3.DirectResponseAction{Status: dr.GetStatus()}
+	switch body := dr.GetBody().GetSpecifier().(type) {
+	case *networkingv1.HTTPBody_String_:
+		action.Body = &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body.String_}}
+	case *networkingv1.HTTPBody_Bytes:
+		action.Body = &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: body.Bytes}}
+	}
+	return action
+}
+
+// mirrorPolicies are Istio's mirror (with mirrorPercentage) and mirrors[]:
+// one request_mirror_policies entry each, runtime_fraction the percentage
+// (100% when unset; an explicit 0 drops the mirror).
+func (b *builder) mirrorPolicies(hr *networkingv1.HTTPRoute, ns string, port uint32) []*routev3.RouteAction_RequestMirrorPolicy {
+	var out []*routev3.RouteAction_RequestMirrorPolicy
+	add := func(d *networkingv1.Destination, pct *networkingv1.Percent) {
+		if d == nil {
+			return
+		}
+		frac := fractionHundred(100)
+		if pct != nil {
+			if pct.GetValue() <= 0 {
+				return
+			}
+			frac = fractionMillion(pct.GetValue())
+		}
+		out = append(out, &routev3.RouteAction_RequestMirrorPolicy{
+			Cluster:         b.destinationCluster(d, ns, port),
+			RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: frac},
+			TraceSampled:    wrapperspb.Bool(false),
+		})
+	}
+	add(hr.GetMirror(), hr.GetMirrorPercentage())
+	for _, m := range hr.GetMirrors() {
+		add(m.GetDestination(), m.GetPercentage())
+	}
+	return out
 }
 
 func headerOps(ops *networkingv1.Headers_HeaderOperations) ([]*corev3.HeaderValueOption, []string) {
@@ -264,9 +342,13 @@ func (b *builder) anyService(host string) *registry.Service {
 	return nil
 }
 
-// retryPolicy converts Istio's retries: nil means Istio's default policy,
-// attempts 0 disables retries (no policy: gRPC rejects num_retries 0).
-// Numeric retryOn entries become retriable status codes.
+// retryPolicy converts Istio's retries as pilot's retry.ConvertPolicy does:
+// nil means Istio's default policy, attempts 0 disables retries (no policy:
+// gRPC rejects num_retries 0). retryOn entries that are HTTP status codes
+// become retriable_status_codes; backoff is retry_back_off's base interval
+// (Envoy's default, 25ms jittered, otherwise); retryRemoteLocalities adds the
+// previous_priorities retry priority and retryIgnorePreviousHosts the
+// previous_hosts predicate.
 func retryPolicy(r *networkingv1.HTTPRetry) *routev3.RetryPolicy {
 	if r == nil {
 		return defaultRetryPolicy()
@@ -287,7 +369,7 @@ func retryPolicy(r *networkingv1.HTTPRetry) *routev3.RetryPolicy {
 			if part == "" {
 				continue
 			}
-			if n, err := strconv.ParseUint(part, 10, 32); err == nil {
+			if n, err := strconv.Atoi(part); err == nil && http.StatusText(n) != "" {
 				codes = append(codes, uint32(n))
 				continue
 			}
@@ -298,11 +380,23 @@ func retryPolicy(r *networkingv1.HTTPRetry) *routev3.RetryPolicy {
 		}
 		rp.RetryOn, rp.RetriableStatusCodes = strings.Join(on, ","), codes
 	}
+	if r.GetRetryIgnorePreviousHosts().GetValue() {
+		rp.RetryHostPredicate = []*routev3.RetryPolicy_RetryHostPredicate{previousHostsPredicate()}
+	}
+	if r.GetRetryRemoteLocalities().GetValue() {
+		rp.RetryPriority = previousPriorities()
+	}
+	if b := r.GetBackoff(); b != nil && b.AsDuration() > 0 {
+		rp.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: duration(b.AsDuration())}
+	}
 	return rp
 }
 
-func redirectAction(r *networkingv1.HTTPRedirect) *routev3.RedirectAction {
-	ra := &routev3.RedirectAction{HostRedirect: r.GetAuthority(), PortRedirect: r.GetPort()}
+// redirectAction is Istio's ApplyRedirect: derivePort FROM_REQUEST_PORT is
+// the listener's port (routes are built per port), FROM_PROTOCOL_DEFAULT
+// leaves the port out; an explicit :80 for http or :443 for https is dropped.
+func redirectAction(r *networkingv1.HTTPRedirect, port uint32, tls bool) *routev3.RedirectAction {
+	ra := &routev3.RedirectAction{HostRedirect: r.GetAuthority()}
 	switch {
 	case r.GetUri() != "":
 		ra.PathRewriteSpecifier = &routev3.RedirectAction_PathRedirect{PathRedirect: r.GetUri()}
@@ -311,6 +405,26 @@ func redirectAction(r *networkingv1.HTTPRedirect) *routev3.RedirectAction {
 	}
 	if r.GetScheme() != "" {
 		ra.SchemeRewriteSpecifier = &routev3.RedirectAction_SchemeRedirect{SchemeRedirect: r.GetScheme()}
+	}
+	if r.GetRedirectPort() != nil {
+		switch rp := r.GetRedirectPort().(type) {
+		case *networkingv1.HTTPRedirect_DerivePort:
+			if rp.DerivePort == networkingv1.HTTPRedirect_FROM_REQUEST_PORT {
+				ra.PortRedirect = port
+			}
+		case *networkingv1.HTTPRedirect_Port:
+			ra.PortRedirect = rp.Port
+		}
+		scheme := r.GetScheme()
+		if scheme == "" {
+			scheme = "http"
+			if tls {
+				scheme = "https"
+			}
+		}
+		if (ra.PortRedirect == 80 && scheme == "http") || (ra.PortRedirect == 443 && scheme == "https") {
+			ra.PortRedirect = 0
+		}
 	}
 	switch r.GetRedirectCode() {
 	case 302:

@@ -237,7 +237,7 @@ spec: {host: svc, exportTo: [.], trafficPolicy: {loadBalancer: {simple: RANDOM}}
 			got := map[string]policy{}
 			for name, m := range res.Clusters {
 				c := m.(*clusterv3.Cluster)
-				if name == blackHoleCluster {
+				if name == blackHoleCluster || name == passthroughCluster {
 					continue
 				}
 				_, h2 := c.GetTypedExtensionProtocolOptions()[nameHTTPProtocolOpt]
