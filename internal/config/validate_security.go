@@ -292,8 +292,8 @@ func (c *checker) ipBlocks(path string, vs []string) {
 }
 
 // conditionKeys are Istio's authorization "when" keys with a fixed name;
-// request.headers[NAME], request.auth.claims[NAME] and
-// experimental.envoy.filters.* carry a bracketed or dotted suffix.
+// request.headers[NAME] and request.auth.claims[NAME] carry a bracketed
+// suffix. Istio's experimental.envoy.filters.* keys are not supported.
 var conditionKeys = map[string]bool{
 	"source.ip": true, "remote.ip": true, "source.namespace": true, "source.principal": true,
 	"request.auth.principal": true, "request.auth.audiences": true, "request.auth.presenter": true,
@@ -311,7 +311,6 @@ func (c *checker) condition(path string, cond *securityv1.Condition, custom bool
 		if !strings.HasSuffix(key, "]") || len(key) <= open+2 {
 			c.add(path+".key", "%q: want %s[NAME]", clip(key), key[:open])
 		}
-	case strings.HasPrefix(key, "experimental.envoy.filters."):
 	default:
 		c.add(path+".key", "unknown key %q (Istio's keys: request.headers[NAME], source.ip, remote.ip, source.namespace, "+
 			"source.principal, request.auth.principal, request.auth.audiences, request.auth.presenter, "+

@@ -62,6 +62,7 @@ func (b *builder) addOutboundCluster(svc *registry.Service, port registry.Port, 
 		cla = c.LoadAssignment // DNS clusters carry theirs inline
 	}
 	b.applyLocalityLB(c, cla, pol)
+	b.upstreamTLS(c, svc, port, subset) // security_mtls.go: ISTIO_MUTUAL and auto mTLS
 	if c.GetType() == clusterv3.Cluster_EDS {
 		b.out.Endpoints[name] = cla
 	}

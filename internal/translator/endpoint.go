@@ -53,6 +53,7 @@ func loadAssignment(name string, port registry.Port, eps []*registry.Endpoint, s
 			HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socketAddress(ep.Address, ep.PortFor(port))}},
 			HealthStatus:        health,
 			LoadBalancingWeight: wrapperspb.UInt32(w),
+			Metadata:            endpointMetadata(ep), // security_mtls.go: tlsMode for auto mTLS
 		})
 	}
 	keys := slices.SortedFunc(maps.Keys(groups), func(a, b key) int {

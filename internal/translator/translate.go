@@ -86,5 +86,6 @@ func Translate(s *snapshot.Snapshot, p Proxy) *Resources {
 	default:
 		b.buildSidecar()
 	}
+	b.applySecurity() // security.go
 	return b.out
 }
