@@ -22,7 +22,7 @@ func (c *checker) virtualService(vs *networkingv1.VirtualService) {
 		c.gatewayRef(fmt.Sprintf("spec.gateways[%d]", i), g)
 	}
 	if len(vs.GetHosts()) == 0 {
-		c.add("spec.hosts", "at least one host is required")
+		c.delegateVirtualService(vs) // validate_delegate.go
 	}
 	for i, h := range vs.GetHosts() {
 		path := fmt.Sprintf("spec.hosts[%d]", i)
@@ -105,6 +105,8 @@ func (c *checker) httpRoute(path string, r *networkingv1.HTTPRoute) {
 	switch {
 	case !hasRoute && r.GetRedirect() == nil && r.GetDirectResponse() == nil && r.GetDelegate() == nil:
 		c.add(path, "one of route, redirect, directResponse or delegate is required")
+	case r.GetDelegate() != nil && (hasRoute || r.GetRedirect() != nil || r.GetDirectResponse() != nil):
+		c.add(path+".delegate", "delegate cannot be combined with route, redirect or directResponse")
 	case hasRoute && r.GetRedirect() != nil:
 		c.add(path+".redirect", "route and redirect cannot both be set")
 	case hasRoute && r.GetDirectResponse() != nil:
@@ -140,6 +142,9 @@ func (c *checker) httpRoute(path string, r *networkingv1.HTTPRoute) {
 		if rr := rw.GetUriRegexRewrite(); rr != nil {
 			c.regex(path+".rewrite.uriRegexRewrite.match", rr.GetMatch())
 		}
+		if rr := rw.GetUriRegexRewrite(); rr != nil && rr.GetMatch() == "" {
+			c.add(path+".rewrite.uriRegexRewrite.match", "match is required")
+		}
 		if rw.GetUri() != "" && rw.GetUriRegexRewrite() != nil {
 			c.add(path+".rewrite", "uri and uriRegexRewrite cannot both be set")
 		}
@@ -151,21 +156,50 @@ func (c *checker) httpRoute(path string, r *networkingv1.HTTPRoute) {
 		}
 		c.nonNegativeDuration(path+".retries.perTryTimeout", rt.GetPerTryTimeout())
 		c.nonNegativeDuration(path+".retries.backoff", rt.GetBackoff())
+		c.retryOn(path+".retries.retryOn", rt.GetRetryOn()) // validate_delegate.go
 	}
 	if f := r.GetFault(); f != nil {
+		if f.GetDelay() == nil && f.GetAbort() == nil {
+			c.add(path+".fault", "a fault needs delay or abort")
+		}
 		if d := f.GetDelay(); d != nil {
 			c.percent(path+".fault.delay.percentage.value", d.GetPercentage().GetValue())
 			c.nonNegativeDuration(path+".fault.delay.fixedDelay", d.GetFixedDelay())
+			if d.GetFixedDelay() == nil {
+				c.add(path+".fault.delay.fixedDelay", "fixedDelay is required (exponentialDelay is not supported)")
+			}
 		}
 		if a := f.GetAbort(); a != nil {
 			c.percent(path+".fault.abort.percentage.value", a.GetPercentage().GetValue())
-			if hs, ok := a.GetErrorType().(*v1alpha3.HTTPFaultInjection_Abort_HttpStatus); ok && (hs.HttpStatus < 200 || hs.HttpStatus > 599) {
-				c.add(path+".fault.abort.httpStatus", "status must be between 200 and 599, got %d", hs.HttpStatus)
+			switch e := a.GetErrorType().(type) {
+			case *v1alpha3.HTTPFaultInjection_Abort_HttpStatus:
+				if e.HttpStatus < 200 || e.HttpStatus > 599 {
+					c.add(path+".fault.abort.httpStatus", "status must be between 200 and 599, got %d", e.HttpStatus)
+				}
+			case *v1alpha3.HTTPFaultInjection_Abort_GrpcStatus:
+				if !isGRPCStatus(e.GrpcStatus) {
+					c.add(path+".fault.abort.grpcStatus", "%q is not a gRPC status name (for example UNAVAILABLE)", clip(e.GrpcStatus))
+				}
+			default:
+				c.add(path+".fault.abort", "an abort needs httpStatus or grpcStatus")
 			}
 		}
 	}
 	if m := r.GetMirror(); m != nil {
 		c.destination(path+".mirror", m)
+		if len(r.GetMirrors()) > 0 {
+			c.add(path+".mirrors", "mirror and mirrors cannot both be set")
+		}
+	}
+	if d := r.GetDelegate(); d != nil {
+		if msg := checkDNSSubdomain(d.GetName()); msg != "" {
+			c.add(path+".delegate.name", "delegate name %s", msg)
+		}
+		if ns := d.GetNamespace(); ns != "" {
+			if msg := checkDNSLabel(ns); msg != "" {
+				c.add(path+".delegate.namespace", "delegate namespace %s", msg)
+			}
+		}
 	}
 	if p := r.GetMirrorPercentage(); p != nil {
 		c.percent(path+".mirrorPercentage.value", p.GetValue())
