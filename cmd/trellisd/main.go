@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -52,6 +53,7 @@ type flags struct {
 	xdsAddr        string
 	monitoringAddr string
 	proxyHTTPPort  uint
+	credentialsDir string
 	logLevel       slog.Level
 	sec            secFlags
 }
@@ -61,6 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs := flag.NewFlagSet("trellisd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.configDir, "config-dir", "", "directory of Istio YAML to serve (required)")
+	fs.StringVar(&f.credentialsDir, "credentials-dir", "", "where Gateway credentialName NAME finds NAME/{tls.crt,tls.key,ca.crt} (default CONFIG_DIR/credentials)")
 	fs.StringVar(&f.xdsAddr, "xds-addr", "127.0.0.1:15010", "address of the plain-text xDS (ADS) gRPC server; empty turns it off (xDS stays on --secure-addr)")
 	fs.StringVar(&f.sec.secureAddr, "secure-addr", "", "address of the TLS listener for the CSR API and mTLS xDS (default: the --xds-addr host on port 15012)")
 	fs.StringVar(&f.sec.dataDir, "data-dir", defaultDataDir(), "directory of the CA, the join tokens and root-cert.pem")
@@ -137,6 +140,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	mesh := snapshot.DefaultMesh()
 	mesh.ProxyHTTPPort = uint32(f.proxyHTTPPort)
+	mesh.CredentialsDir = f.credentialsDir
+	if mesh.CredentialsDir == "" {
+		mesh.CredentialsDir = filepath.Join(f.configDir, "credentials")
+	}
+	if abs, err := filepath.Abs(mesh.CredentialsDir); err == nil {
+		mesh.CredentialsDir = abs // proxies may run elsewhere
+	}
 	hc := health.New(health.Options{Logger: log, Registerer: reg})
 	p = &pipeline{
 		registry: &health.Source{Inner: registry.NewServiceEntrySource(), Checker: hc},
