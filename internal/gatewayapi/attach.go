@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	networkingv1 "istio.io/api/networking/v1"
 	"google.golang.org/protobuf/proto"
+	networkingv1 "istio.io/api/networking/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trellis-mesh/trellis/internal/config"
