@@ -56,6 +56,7 @@ type flags struct {
 	credentialsDir string
 	logLevel       slog.Level
 	sec            secFlags
+	meshConfig     string // mesh.go
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -73,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.monitoringAddr, "monitoring-addr", "127.0.0.1:15014", "address of /metrics, /ready and /debug/*")
 	fs.UintVar(&f.proxyHTTPPort, "proxy-http-port", 15080, "port of each sidecar's HTTP-proxy listener (meshConfig.proxyHttpPort); 0 disables it")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.StringVar(&f.meshConfig, "mesh-config", "", "Istio MeshConfig YAML (trustDomain, rootNamespace, extensionProviders, pathNormalization, outboundTrafficPolicy)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -101,6 +103,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
 	slog.SetDefault(log)
+	mesh, err := loadMesh(&f, log) // mesh.go
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -138,8 +144,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen monitoring: %w", err)
 	}
 
-	mesh := snapshot.DefaultMesh()
-	mesh.ProxyHTTPPort = uint32(f.proxyHTTPPort)
 	mesh.CredentialsDir = f.credentialsDir
 	if mesh.CredentialsDir == "" {
 		mesh.CredentialsDir = filepath.Join(f.configDir, "credentials")
