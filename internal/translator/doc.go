@@ -24,12 +24,16 @@
 // The Envoy subset emitted is described in docs/xds.md. Semantics follow
 // Istio for VMs with Sidecar captureMode NONE (docs/local-mesh.md).
 //
+// Traffic management (issue 3): http rules with delegates merged
+// (delegate.go), fault and CORS per-route config with their HCM filters
+// (httpfilters.go), tcp routes by destination subnet and tls routes by SNI
+// as filter chains (tcproute.go), Gateway HTTP/HTTPS/TLS/TCP servers
+// (gateway.go, gateway_tls.go), ServiceEntry resolution cluster types and
+// the ALLOW_ANY / REGISTRY_ONLY catch-alls (external.go).
+//
 // Not yet translated (each marked TODO(next issue) where it would go):
-// VirtualService fault, mirror, corsPolicy, delegate, uriRegexRewrite and
-// redirect derivePort; tls and tcp VirtualService routes; HTTPS, TLS and TCP
-// Gateway servers; route hash_policy on gateway routes; workload-scoped
-// DestinationRules; resolution NONE
-// (served as STATIC); unix-socket defaultEndpoints.
+// route hash_policy on gateway routes; workload-scoped DestinationRules;
+// two VirtualServices sharing a gateway host; unix-socket defaultEndpoints.
 //
 // Tests: golden files per proxy kind (testdata/*.golden.json, -update),
 // route simulation (simulate_test.go: "host H, path P goes to cluster C"),
