@@ -6,6 +6,7 @@ import (
 
 	"github.com/trellis-mesh/trellis/internal/config"
 	"github.com/trellis-mesh/trellis/internal/configdir"
+	"github.com/trellis-mesh/trellis/internal/gatewayapi"
 )
 
 // watchConfig runs the directory source on dir and publishes every new set
@@ -22,9 +23,20 @@ func watchConfig(ctx context.Context, dir string, log *slog.Logger, publish func
 	for {
 		select {
 		case u := <-updates:
-			publish(u.Set)
+			publish(withGatewayAPI(u.Set, log))
 		case err := <-errc:
 			return err
 		}
 	}
+}
+
+// withGatewayAPI adds the Istio Gateways and VirtualServices converted from
+// the set's Kubernetes Gateway API resources (internal/gatewayapi), logging
+// each problem a controller would write into route or gateway status.
+func withGatewayAPI(set *config.Set, log *slog.Logger) *config.Set {
+	out, problems := gatewayapi.Apply(set, gatewayapi.Options{})
+	for _, p := range problems {
+		log.Warn("gateway api: "+p.Msg, "component", "gatewayapi", "file", p.File, "line", p.Line, "resource", p.Resource, "field", p.Field)
+	}
+	return out
 }
