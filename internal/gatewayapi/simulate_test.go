@@ -239,4 +239,3 @@ func stringMatches(m runtime.StringMatch, v string, present bool) bool {
 	}
 	return false
 }
-
