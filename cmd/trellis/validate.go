@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trellis-mesh/trellis/internal/config"
+	"github.com/trellis-mesh/trellis/internal/gatewayapi"
 )
 
 // newValidateCmd is `trellis validate DIR`: load the directory offline as
@@ -33,6 +34,9 @@ func validateDir(out io.Writer, dir string) error {
 		return &exitError{code: 1, err: err}
 	}
 	set, errs := config.Merge(files)
+	// Gateway API references (parents, listeners, backends) as trellisd converts them.
+	_, gwErrs := gatewayapi.Apply(set, gatewayapi.Options{})
+	errs = append(errs, gwErrs...)
 	if len(errs) > 0 {
 		badFiles := make(map[string]bool)
 		for _, e := range errs {
