@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -84,8 +85,14 @@ func parseLB(c *clusterv3.Cluster, rc *runtime.Cluster) error {
 			return fmt.Errorf("maglev_lb_config.table_size: %d is not a prime", n)
 		}
 	case *clusterv3.Cluster_OriginalDstLbConfig_:
-		if l.OriginalDstLbConfig.GetUseHttpHeader() || l.OriginalDstLbConfig.GetHttpHeaderName() != "" {
-			return fmt.Errorf("original_dst_lb_config.use_http_header: unsupported")
+		if o := l.OriginalDstLbConfig; o.GetUseHttpHeader() {
+			cfg.OriginalDstHeader = strings.ToLower(o.GetHttpHeaderName())
+			if cfg.OriginalDstHeader == "" {
+				cfg.OriginalDstHeader = "x-envoy-original-dst-host"
+			}
+		}
+		if l.OriginalDstLbConfig.GetUpstreamPortOverride() != nil {
+			return fmt.Errorf("original_dst_lb_config.upstream_port_override: unsupported")
 		}
 	default:
 		return fmt.Errorf("lb_config: unsupported %T", l)

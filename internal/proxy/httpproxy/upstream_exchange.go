@@ -59,8 +59,13 @@ func (h *Handler) prepareUpstream(ex *exchange, r *http.Request) {
 	if len(fwd.HashPolicy) > 0 {
 		ex.up.choice.Hash, ex.up.choice.HasHash, ex.up.cookie = requestHash(fwd.HashPolicy, r)
 	}
-	if ex.dest.up != nil && ex.dest.up.ext.rc != nil && ex.dest.up.ext.rc.LB == runtime.OriginalDst {
+	if rc := ex.dest.up.ext.rc; rc != nil && rc.LB == runtime.OriginalDst {
 		ex.up.choice.Dest = r.Host
+		if hn := rc.LBConfig.OriginalDstHeader; hn != "" {
+			if v := r.Header.Get(hn); v != "" {
+				ex.up.choice.Dest = v
+			}
+		}
 	}
 	if len(fwd.Mirrors) > 0 {
 		h.startMirrors(ex, r)

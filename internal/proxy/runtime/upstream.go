@@ -29,6 +29,11 @@ type LBConfig struct {
 	// a locality is chosen first by its LocalityWeight scaled by its health,
 	// then a host within it.
 	LocalityWeighted bool
+	// OriginalDstHeader, for an OriginalDst cluster, names the request
+	// header carrying the destination host:port (original_dst_lb_config
+	// use_http_header; Envoy's x-envoy-original-dst-host by default); ""
+	// uses the request's authority.
+	OriginalDstHeader string
 	// SlowStart, when set, ramps a new host's weight up over a window
 	// (slow_start_config of round_robin_lb_config or least_request_lb_config).
 	SlowStart *SlowStart
