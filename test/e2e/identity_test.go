@@ -61,7 +61,10 @@ func startSecureMesh(t *testing.T, opts secureOptions) *secureMesh {
 	m.xdsAddr = m.secureAddr
 	m.apps["echo-v1"] = startApps(t, "echo-v1", bl.ip(hostAppsV1))
 	m.apps["echo-v2"] = startApps(t, "echo-v2", bl.ip(hostAppsV2))
-	writeFile(t, m.dir, "mesh.yaml", m.meshYAML())
+	// Every workload runs a sidecar: Istio's label for that, which auto mTLS
+	// keys on.
+	writeFile(t, m.dir, "mesh.yaml", strings.ReplaceAll(m.meshYAML(), "\n  labels:\n",
+		"\n  labels:\n    security.istio.io/tlsMode: istio\n"))
 	writeFile(t, m.dir, "sidecars.yaml", m.sidecarsYAML())
 	writeFile(t, m.dir, "dr-echo.yaml", destinationRuleYAML)
 	if opts.Strict {

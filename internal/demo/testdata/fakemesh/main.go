@@ -46,6 +46,7 @@ func main() {
 func controlPlane(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("trellisd", flag.ContinueOnError)
 	dir := fs.String("config-dir", "", "")
+	fs.String("data-dir", "", "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,6 +88,7 @@ var apps = map[string][]string{
 func proxy(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("trellis-proxy", flag.ContinueOnError)
 	fs.String("xds", "", "")
+	fs.String("data-dir", "", "")
 	workload := fs.String("workload", "", "")
 	address := fs.String("address", "", "")
 	gateway := fs.Bool("gateway", false, "")
