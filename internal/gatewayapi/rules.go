@@ -233,6 +233,8 @@ func (c *converter) httpAction(r *config.Resource, path string, rule gwv1.HTTPRo
 					rw.UriRegexRewrite = &networkingv1.RegexRewrite{Match: "/.*", Rewrite: gwDeref(p.ReplaceFullPath)}
 				} else {
 					repl := gwDeref(p.ReplacePrefixMatch)
+					// Envoy's prefix_rewrite swaps "the matched prefix (or path)",
+					// so the exact half needs no regex.
 					prefixRepl = func(hr *networkingv1.HTTPRoute, v pathVariant) { hr.Rewrite.Uri = prefixFor(repl, v) }
 				}
 			}
