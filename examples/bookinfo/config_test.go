@@ -48,6 +48,9 @@ func TestConfigLoads(t *testing.T) {
 		config.KindDestinationRule: 4,
 		config.KindGateway:         1,
 		config.KindVirtualService:  1,
+
+		config.KindPeerAuthentication:  1, // security.yaml: STRICT mesh-wide
+		config.KindAuthorizationPolicy: 5, // security.yaml: allow-nothing + the call graph
 	}
 	extras, err := fs.Glob(FS, ExtrasDir+"/*.yaml")
 	if err != nil {

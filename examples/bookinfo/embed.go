@@ -6,6 +6,8 @@
 // WorkloadEntries at the addresses of docs/local-mesh.md, Sidecars, subsets,
 // and the ingress Gateway with its VirtualService. With no VirtualService for
 // reviews, calls to it are spread round-robin across v1, v2 and v3.
+// security.yaml turns on STRICT mutual TLS mesh-wide and allows exactly
+// Bookinfo's call graph (AuthorizationPolicy by SPIFFE identity).
 //
 // The files under extras/ are not loaded by default; copying one into the
 // running demo's config directory changes routing live:
