@@ -54,6 +54,7 @@ type mesh struct {
 	t        *testing.T
 	bl       block
 	dir      string // config directory trellisd watches
+	dataDir  string // trellisd's CA, join tokens and root cert; the proxies find theirs here
 	opts     meshOptions
 	xdsAddr  string
 	monAddr  string
@@ -144,8 +145,11 @@ func (m *mesh) all() []*proc {
 // startTrellisd starts trellisd on the mesh's addresses and waits for /ready.
 func (m *mesh) startTrellisd() {
 	m.t.Helper()
+	if m.dataDir == "" { // kept across restarts: the CA root must not change
+		m.dataDir = m.t.TempDir()
+	}
 	m.trellisd = startProc(m.t, "trellisd", "trellisd",
-		"--config-dir", m.dir, "--xds-addr", m.xdsAddr, "--monitoring-addr", m.monAddr)
+		"--config-dir", m.dir, "--data-dir", m.dataDir, "--xds-addr", m.xdsAddr, "--monitoring-addr", m.monAddr)
 	waitFor(m.t, "trellisd /ready", readyTimeout, ready("http://"+m.monAddr+"/ready"), m.trellisd)
 }
 
@@ -153,7 +157,7 @@ func (m *mesh) startTrellisd() {
 // for its readiness endpoint.
 func (m *mesh) startProxy(name, ip string) {
 	m.t.Helper()
-	args := []string{"--xds", m.xdsAddr, "--workload", "default/" + name, "--address", ip}
+	args := []string{"--xds", m.xdsAddr, "--data-dir", m.dataDir, "--workload", "default/" + name, "--address", ip}
 	if m.opts.SotW {
 		args = append(args, "--xds-delta=false")
 	}
