@@ -38,6 +38,12 @@ type Options struct {
 	// OnRequest, when set, is called after every HTTP request (an access
 	// log); see httpproxy.Options.OnDone.
 	OnRequest func(r *http.Request, info *httpproxy.RequestInfo)
+	// Secrets resolves the SDS names of TLS filter chains at handshake
+	// time; nil fails every TLS handshake.
+	Secrets runtime.Secrets
+	// AdmitTCP is tcpproxy.Options.Admit for every tcp_proxy chain (the
+	// network RBAC hook); nil admits everything.
+	AdmitTCP func(down net.Conn, t *runtime.TCPListener) bool
 }
 
 // Status is one listener as last applied.
@@ -67,19 +73,6 @@ type Manager struct {
 	wg     sync.WaitGroup // serve and drain goroutines
 }
 
-// bound is one listening socket and what serves it.
-type bound struct {
-	name string
-	kind runtime.ListenerKind
-	ln   net.Listener
-
-	handler *httpproxy.Handler
-	srv     *http.Server
-	cancel  context.CancelFunc // cancels every request of srv
-
-	tcp *tcpproxy.Proxy
-}
-
 // New returns a manager with nothing bound. It fails only when metrics
 // cannot be registered.
 func New(opts Options) (*Manager, error) {
@@ -93,7 +86,7 @@ func New(opts Options) (*Manager, error) {
 	m := &Manager{
 		opts:   opts,
 		log:    log.With("component", "listener"),
-		pools:  httpproxy.NewPools(),
+		pools:  httpproxy.NewPoolsWith(httpproxy.PoolOptions{Secrets: opts.Secrets, Logger: log}),
 		active: map[netip.AddrPort]*bound{},
 	}
 	if opts.Registerer != nil {
@@ -147,22 +140,22 @@ func (m *Manager) Apply(cfg *runtime.Config) error {
 		}
 		want[l.Address] = l
 	}
-	// 1. Stop listeners that are gone or change kind; their sockets close
-	// now so that the address can be bound again below.
+	// 1. Stop listeners that are gone; their sockets close now so that
+	// the address can be bound again below.
 	for addr, b := range m.active {
-		if l := want[addr]; l == nil || l.Kind != b.kind {
+		if want[addr] == nil {
 			delete(m.active, addr)
 			m.drain(b)
 		}
 	}
-	// 2. Swap state into kept listeners, bind new ones.
+	// 2. Swap state into kept listeners (filter chains may change freely:
+	// the socket stays), bind new ones.
 	for _, l := range cfg.Listeners {
 		if want[l.Address] != l {
 			continue // duplicate address, reported above
 		}
 		st := Status{Name: l.Name, Address: l.Address, Kind: l.Kind, Bound: true}
 		if b := m.active[l.Address]; b != nil {
-			b.name = l.Name
 			b.update(cfg, hcfg, l, pickers)
 		} else if err := m.bind(cfg, hcfg, l, pickers); err != nil {
 			errs = append(errs, err)
@@ -180,49 +173,29 @@ func (m *Manager) Apply(cfg *runtime.Config) error {
 	return errors.Join(errs...)
 }
 
-func (b *bound) update(cfg *runtime.Config, hcfg *httpproxy.Config, l *runtime.Listener, pickers map[string]lb.Picker) {
-	switch b.kind {
-	case runtime.ListenerHTTP:
-		b.handler.Update(hcfg, l)
-	case runtime.ListenerTCP:
-		b.tcp.Update(cfg, l, pickers)
-	}
-}
-
 func (m *Manager) bind(cfg *runtime.Config, hcfg *httpproxy.Config, l *runtime.Listener, pickers map[string]lb.Picker) error {
-	if l.Kind != runtime.ListenerHTTP && l.Kind != runtime.ListenerTCP {
-		return fmt.Errorf("listener %s: unknown kind %d", l.Name, l.Kind)
+	if len(l.Chains()) == 0 && l.DefaultChain == nil {
+		return fmt.Errorf("listener %s: no filter chain", l.Name)
 	}
 	ln, err := net.Listen("tcp", l.Address.String())
 	if err != nil {
 		return fmt.Errorf("listener %s: bind: %w", l.Name, err)
 	}
-	b := &bound{name: l.Name, kind: l.Kind, ln: ln}
 	log := m.log.With("listener", l.Name)
-	switch l.Kind {
-	case runtime.ListenerHTTP:
-		b.handler = httpproxy.NewHandler(httpproxy.Options{Logger: log, OnDone: m.opts.OnRequest})
-		ctx, cancel := context.WithCancel(context.Background())
-		b.cancel = cancel
-		b.srv = httpproxy.NewServer(b.handler, httpproxy.ServerOptions{Logger: log, BaseContext: ctx})
-	case runtime.ListenerTCP:
-		b.tcp = tcpproxy.New(tcpproxy.Options{Logger: log, Metrics: m.tcpM})
-	}
+	b := newBound(ln, l, log, &m.opts, m.tcpM)
 	b.update(cfg, hcfg, l, pickers)
 	m.active[l.Address] = b
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
-		var err error
-		if b.srv != nil {
-			err = b.srv.Serve(ln)
-			if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
-				err = nil
-			}
-		} else {
-			err = b.tcp.Serve(ln)
+		err := b.srv.Serve(b.queue)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			log.Error("http server stopped", "error", err)
 		}
-		if err != nil {
+	}()
+	go func() {
+		defer m.wg.Done()
+		if err := b.serve(); err != nil {
 			log.Error("listener stopped", "error", err)
 		}
 	}()
@@ -234,41 +207,42 @@ func (m *Manager) bind(cfg *runtime.Config, hcfg *httpproxy.Config, l *runtime.L
 // background for at most DrainTimeout.
 func (m *Manager) drain(b *bound) {
 	_ = b.ln.Close()
+	b.closePeeking()
 	m.log.Info("listener draining", "listener", b.name, "address", b.ln.Addr().String())
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), m.opts.DrainTimeout)
 		defer cancel()
-		var err error
-		if b.srv != nil {
-			err = b.srv.Shutdown(ctx)
-			if err == nil {
-				// Shutdown does not track upgraded (hijacked) connections;
-				// the handler does.
-				err = waitIdle(ctx, b.handler)
-			}
-			// End whatever is left: cancelling the requests' base context
-			// also ends upgraded connections.
-			b.cancel()
-			_ = b.srv.Close()
-		} else {
-			err = b.tcp.Drain(ctx)
-			_ = b.tcp.Close()
+		_ = b.queue.Close()
+		err := b.srv.Shutdown(ctx)
+		if err == nil {
+			// Shutdown does not track upgraded (hijacked) connections;
+			// the request counter does.
+			err = waitIdle(ctx, b)
 		}
+		if terr := b.tcp.Drain(ctx); err == nil {
+			err = terr
+		}
+		// End whatever is left: cancelling the base context also ends
+		// upgraded connections and pending TLS handshakes.
+		b.cancel()
+		_ = b.srv.Close()
+		_ = b.tcp.Close()
+		b.conns.Wait()
 		if err != nil {
 			m.log.Warn("listener drain cut short", "listener", b.name, "error", err)
 		}
 	}()
 }
 
-// waitIdle polls until h serves no request or ctx is done. Polling is fine
-// here: draining is rare and bounded, and the request path stays free of
-// any notification cost.
-func waitIdle(ctx context.Context, h *httpproxy.Handler) error {
+// waitIdle polls until b serves no HTTP request or ctx is done. Polling is
+// fine here: draining is rare and bounded, and the request path stays free
+// of any notification cost.
+func waitIdle(ctx context.Context, b *bound) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for h.InFlight() > 0 {
+	for b.inFlight.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("listener: drain: %w", ctx.Err())

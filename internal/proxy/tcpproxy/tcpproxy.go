@@ -86,6 +86,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics; nil records nothing.
 	Metrics *Metrics
+	// Admit runs before an upstream is picked, with the downstream
+	// connection (a *tls.Conn whose handshake is complete when the filter
+	// chain terminates TLS) and the chain's tcp_proxy. Returning false
+	// closes the connection: network filters that deny (RBAC, issue 4)
+	// hook in here. nil admits everything.
+	Admit func(down net.Conn, t *runtime.TCPListener) bool
 }
 
 // Proxy serves one TCP listener. Update may be called at any time and
@@ -94,6 +100,7 @@ type Proxy struct {
 	state   atomic.Pointer[state]
 	log     *slog.Logger
 	metrics *Metrics
+	admit   func(net.Conn, *runtime.TCPListener) bool
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // downstream and upstream conns, for Close
@@ -102,9 +109,14 @@ type Proxy struct {
 }
 
 type state struct {
+	tcp   *runtime.TCPListener
 	dests []dest
 	total uint64
 }
+
+// Route is what one tcp_proxy does with a connection: built by
+// Proxy.Route, immutable, and handed to Handle.
+type Route = state
 
 type dest struct {
 	name    string
@@ -123,6 +135,7 @@ func New(opts Options) *Proxy {
 	return &Proxy{
 		log:     log.With("component", "tcpproxy"),
 		metrics: opts.Metrics,
+		admit:   opts.Admit,
 		conns:   map[net.Conn]struct{}{},
 		idle:    make(chan struct{}),
 	}
@@ -131,15 +144,21 @@ func New(opts Options) *Proxy {
 // Update makes connections accepted from now on use l (a TCP listener of
 // cfg) with the given pickers (lb.Build of cfg.Clusters).
 func (p *Proxy) Update(cfg *runtime.Config, l *runtime.Listener, pickers map[string]lb.Picker) {
-	st := &state{}
-	if l.TCP != nil {
-		for _, wc := range l.TCP.Clusters {
+	p.state.Store(p.Route(cfg, l.Direction, l.TCP, pickers))
+}
+
+// Route builds what Handle needs for one tcp_proxy t of cfg, on a listener
+// of direction dir. A nil t refuses every connection.
+func (p *Proxy) Route(cfg *runtime.Config, dir runtime.Direction, t *runtime.TCPListener, pickers map[string]lb.Picker) *Route {
+	st := &state{tcp: t}
+	if t != nil {
+		for _, wc := range t.Clusters {
 			w := uint64(wc.Weight)
-			if len(l.TCP.Clusters) == 1 && w == 0 {
+			if len(t.Clusters) == 1 && w == 0 {
 				w = 1
 			}
 			d := dest{name: wc.Name, weight: w, picker: pickers[wc.Name], timeout: defaultConnectTimeout,
-				stats: p.metrics.stats(l.Direction, wc.Name)}
+				stats: p.metrics.stats(dir, wc.Name)}
 			if c := cfg.Clusters[wc.Name]; c != nil && c.ConnectTimeout > 0 {
 				d.timeout = c.ConnectTimeout
 			}
@@ -147,7 +166,7 @@ func (p *Proxy) Update(cfg *runtime.Config, l *runtime.Listener, pickers map[str
 			st.total += w
 		}
 	}
-	p.state.Store(st)
+	return st
 }
 
 func (st *state) pick() *dest {
@@ -216,10 +235,27 @@ func (p *Proxy) untrack(c net.Conn) {
 	}
 }
 
-func (p *Proxy) handle(down net.Conn) {
+// Handle proxies down by r until either side ends, then closes it. It
+// blocks; Close and Drain account for the connection while it runs.
+func (p *Proxy) Handle(down net.Conn, r *Route) {
+	p.active.Add(1)
+	defer p.active.Done()
+	if !p.track(down) {
+		_ = down.Close()
+		return
+	}
+	p.serve(down, r)
+}
+
+func (p *Proxy) handle(down net.Conn) { p.serve(down, p.state.Load()) }
+
+func (p *Proxy) serve(down net.Conn, r *Route) {
 	defer p.untrack(down)
 	defer down.Close()
-	d := p.state.Load().pick()
+	if p.admit != nil && r != nil && !p.admit(down, r.tcp) {
+		return
+	}
+	d := r.pick()
 	if d == nil || d.picker == nil {
 		if d != nil {
 			d.stats.failed("UH")
