@@ -75,7 +75,8 @@ func TestPlanMatchesConfig(t *testing.T) {
 			if w.Gateway {
 				return
 			}
-			wantLabels := map[string]string{"app": w.App, "version": w.Version}
+			// Every demo workload runs a proxy: auto mTLS reaches it (examples/bookinfo/security.yaml).
+			wantLabels := map[string]string{"app": w.App, "version": w.Version, "security.istio.io/tlsMode": "istio"}
 			if diff := cmp.Diff(wantLabels, we.GetLabels()); diff != "" {
 				t.Errorf("WorkloadEntry labels (-want +got):\n%s", diff)
 			}
