@@ -52,9 +52,10 @@ type bound struct {
 
 // chainSet is one config's filter chains of a socket, ready to serve.
 type chainSet struct {
-	l      *runtime.Listener
-	list   []*runtime.FilterChain // l.Chains(), computed once
-	chains map[*runtime.FilterChain]*chainState
+	l       *runtime.Listener
+	list    []*runtime.FilterChain  // l.Chains(), computed once
+	inspect runtime.ListenerFilters // l.Inspect, plus what the chains need
+	chains  map[*runtime.FilterChain]*chainState
 }
 
 // chainState is one filter chain ready to serve.
@@ -122,8 +123,14 @@ func (b *bound) update(cfg *runtime.Config, hcfg *httpproxy.Config, l *runtime.L
 		set.chains[fc] = cs
 	}
 	set.list = l.Chains()
+	set.inspect = l.Inspect
 	for i, fc := range set.list {
 		add(fc, fmt.Sprint(i))
+		// A chain matching on SNI or TLS cannot work without the TLS
+		// inspector; Envoy used to add it by itself, Istio always does.
+		if m := fc.Match; len(m.ServerNames) > 0 || m.TransportProtocol == runtime.TransportTLS {
+			set.inspect.TLSInspector = true
+		}
 	}
 	add(l.DefaultChain, "default")
 	b.name = l.Name
@@ -176,9 +183,9 @@ func (b *bound) untrackPeek(c net.Conn) {
 // dispatch inspects c, picks its chain and hands it over.
 func (b *bound) dispatch(c net.Conn) {
 	set := b.state.Load()
-	pc, info, err := inspect(c, set.l.Inspect)
+	pc, info, err := inspect(c, set.inspect)
 	b.untrackPeek(c)
-	if err != nil && !(errors.Is(err, errPeekTimeout) && set.l.Inspect.ContinueOnTimeout) {
+	if err != nil && !(errors.Is(err, errPeekTimeout) && set.inspect.ContinueOnTimeout) {
 		b.log.Debug("connection closed while inspecting", "remote", c.RemoteAddr().String(), "error", err)
 		_ = c.Close()
 		return
