@@ -103,9 +103,9 @@ func TestCompileRejects(t *testing.T) {
 		{
 			name: "bad route",
 			edit: func(in *Input) {
-				in.Routes["9080"].VirtualHosts[0].RequireTls = routev3.VirtualHost_ALL
+				in.Routes["9080"].VirtualHosts[0].RetryPolicy = &routev3.RetryPolicy{}
 			},
-			want: `route "9080": virtual_hosts[0].require_tls: unsupported`,
+			want: `route "9080": virtual_hosts[0].retry_policy: unsupported on the virtual host`,
 		},
 		{
 			name: "stored under another name",

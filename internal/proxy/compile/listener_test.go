@@ -265,10 +265,10 @@ func TestParseListenerRejects(t *testing.T) {
 			name: "inline route config rejected field",
 			in: hcmEdit(func(h *hcmv3.HttpConnectionManager) {
 				rc := simpleRoute("r", "*", "c")
-				rc.VirtualHosts[0].RequireTls = routev3.VirtualHost_ALL
+				rc.VirtualHosts[0].RetryPolicy = &routev3.RetryPolicy{}
 				h.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc}
 			}),
-			want: `listener "l": filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].require_tls: unsupported`,
+			want: `listener "l": filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].retry_policy: unsupported on the virtual host`,
 		},
 		{
 			name: "tcp zero weight fails validation",

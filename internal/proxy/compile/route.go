@@ -63,8 +63,6 @@ func parseRouteConfiguration(prefix string, rc *routev3.RouteConfiguration) (*ru
 
 func parseVirtualHost(path string, vh *routev3.VirtualHost) (*runtime.VirtualHost, error) {
 	switch {
-	case vh.GetRequireTls() != routev3.VirtualHost_NONE:
-		return nil, fmt.Errorf("%s.require_tls: unsupported", path)
 	case len(vh.GetRequestHeadersToAdd()) > 0 || len(vh.GetRequestHeadersToRemove()) > 0 ||
 		len(vh.GetResponseHeadersToAdd()) > 0 || len(vh.GetResponseHeadersToRemove()) > 0:
 		return nil, fmt.Errorf("%s.*_headers_to_*: unsupported on the virtual host, set them on routes", path)
@@ -76,6 +74,9 @@ func parseVirtualHost(path string, vh *routev3.VirtualHost) (*runtime.VirtualHos
 		return nil, fmt.Errorf("%s.request_mirror_policies: unsupported", path)
 	}
 	v := &runtime.VirtualHost{Name: vh.GetName(), Domains: append([]string(nil), vh.GetDomains()...)}
+	// EXTERNAL_ONLY differs only for internal requests, which Trellis
+	// does not tell apart: both redirect plain text.
+	v.RequireTLS = vh.GetRequireTls() != routev3.VirtualHost_NONE
 	pf, err := parsePerFilterConfig(path, vh.GetTypedPerFilterConfig())
 	if err != nil {
 		return nil, err

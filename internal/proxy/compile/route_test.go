@@ -325,11 +325,11 @@ func TestParseRouteConfigurationRejects(t *testing.T) {
 			want: `route "9080": virtual_hosts[0].routes[0].direct_response.body: unsupported data source *corev3.DataSource_Filename, want inline_string or inline_bytes`,
 		},
 		{
-			name: "require tls",
+			name: "virtual host retry policy",
 			in: &routev3.RouteConfiguration{Name: "9080", VirtualHosts: []*routev3.VirtualHost{{
-				Name: "v", Domains: []string{"*"}, RequireTls: routev3.VirtualHost_ALL, Routes: []*routev3.Route{ok()},
+				Name: "v", Domains: []string{"*"}, RetryPolicy: &routev3.RetryPolicy{}, Routes: []*routev3.Route{ok()},
 			}}},
-			want: `route "9080": virtual_hosts[0].require_tls: unsupported`,
+			want: `route "9080": virtual_hosts[0].retry_policy: unsupported on the virtual host`,
 		},
 		{
 			name: "virtual host headers",

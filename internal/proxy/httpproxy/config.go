@@ -180,15 +180,16 @@ type wildcard struct {
 }
 
 type vhost struct {
-	name      string
-	routes    []*route
-	perFilter map[string]*runtime.FilterOverride // typed_per_filter_config
+	name       string
+	routes     []*route
+	perFilter  map[string]*runtime.FilterOverride // typed_per_filter_config
+	requireTLS bool
 }
 
 func compileTable(rt *runtime.RouteTable, clusters map[string]*upstream) *table {
 	t := &table{exact: map[string]*vhost{}}
 	for _, v := range rt.VirtualHosts {
-		vh := &vhost{name: v.Name, perFilter: v.PerFilter}
+		vh := &vhost{name: v.Name, perFilter: v.PerFilter, requireTLS: v.RequireTLS}
 		for _, r := range v.Routes {
 			vh.routes = append(vh.routes, compileRoute(r, clusters))
 		}

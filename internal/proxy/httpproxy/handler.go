@@ -222,6 +222,8 @@ func (h *Handler) finish(ex *exchange, r *http.Request, start time.Time) {
 		cs := st.cfg.unknown[st.dir]
 		if ex.dest != nil && ex.dest.up != nil {
 			cs = ex.dest.up.stats[st.dir]
+		} else if up := st.cfg.clusters[ex.info.Cluster]; up != nil {
+			cs = up.stats[st.dir] // BlackHoleCluster (REGISTRY_ONLY)
 		}
 		cs.observe(ex.info.Status, ex.info.Flags, ex.info.Duration)
 	}
@@ -248,6 +250,10 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		return
 	}
 	vh := st.table.vhost(r.Host)
+	if vh != nil && vh.requireTLS && r.TLS == nil {
+		h.requireTLS(ex, r) // Envoy answers before any filter or route
+		return
+	}
 	var rt *route
 	if vh != nil {
 		rt = vh.route(r, r.URL.EscapedPath())
@@ -335,6 +341,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 		out.Header[hdrForwardProto] = v
 	} else {
 		out.Header[hdrForwardProto] = protoHTTP
+		if in.TLS != nil {
+			out.Header[hdrForwardProto] = protoHTTPS
+		}
 	}
 	if v := in.Header[hdrRequestID]; len(v) == 0 || v[0] != ex.info.RequestID {
 		out.Header[hdrRequestID] = []string{ex.info.RequestID}
@@ -377,6 +386,7 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (h *Handler) direct(ex *exchange, r *http.Request, d *runtime.DirectResponse) {
+	markBlackHole(ex)
 	hd := ex.Header()
 	ex.route.respHdr.apply(hd, nil)
 	if len(d.Body) > 0 {

@@ -97,6 +97,9 @@ type VirtualHost struct {
 	Name    string
 	Domains []string
 	Routes  []*Route // first match wins
+	// RequireTLS answers plain-text requests with a 301 to the same URL
+	// over https (require_tls ALL or EXTERNAL_ONLY; Istio's httpsRedirect).
+	RequireTLS bool
 	// PerFilter are typed_per_filter_config overrides by filter name; a
 	// route's own entry wins. nil: none.
 	PerFilter map[string]*FilterOverride
