@@ -1,7 +1,10 @@
 package compile
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -184,14 +187,26 @@ func parseDownstreamTLS(path string, dt *tlsv3.DownstreamTlsContext) (*runtime.D
 
 func parseValidationContext(path string, vc *tlsv3.CertificateValidationContext, out *runtime.DownstreamTLS) error {
 	switch {
-	case len(vc.GetVerifyCertificateSpki()) > 0 || len(vc.GetVerifyCertificateHash()) > 0:
-		return fmt.Errorf("%s.verify_certificate_*: unsupported", path)
 	case vc.GetCrl() != nil:
 		return fmt.Errorf("%s.crl: unsupported", path)
 	case vc.GetCustomValidatorConfig() != nil:
 		return fmt.Errorf("%s.custom_validator_config: unsupported", path)
 	case vc.GetTrustChainVerification() == tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED:
 		return fmt.Errorf("%s.trust_chain_verification: ACCEPT_UNTRUSTED is unsupported", path)
+	}
+	for i, h := range vc.GetVerifyCertificateHash() {
+		b, err := hex.DecodeString(strings.ReplaceAll(h, ":", ""))
+		if err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("%s.verify_certificate_hash[%d]: %q is not a hex SHA-256", path, i, h)
+		}
+		out.CertHashes = append(out.CertHashes, b)
+	}
+	for i, h := range vc.GetVerifyCertificateSpki() {
+		b, err := base64.StdEncoding.DecodeString(h)
+		if err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("%s.verify_certificate_spki[%d]: %q is not a base64 SHA-256", path, i, h)
+		}
+		out.SPKIHashes = append(out.SPKIHashes, b)
 	}
 	if ca := vc.GetTrustedCa(); ca != nil {
 		if ca.GetFilename() == "" {

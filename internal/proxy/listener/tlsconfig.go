@@ -1,6 +1,8 @@
 package listener
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -58,16 +60,12 @@ func handshakeConfig(d *runtime.DownstreamTLS, secrets runtime.Secrets, offered 
 	if d.RequireClientCert {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	if len(d.SubjectAltNames) > 0 {
-		sans := d.SubjectAltNames
+	if len(d.SubjectAltNames) > 0 || len(d.CertHashes) > 0 || len(d.SPKIHashes) > 0 {
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return nil // no certificate: RequireClientCert decides
 			}
-			if !matchSAN(cs.PeerCertificates[0], sans) {
-				return errors.New("listener: tls: client certificate SAN not allowed")
-			}
-			return nil
+			return verifyPeer(d, cs.PeerCertificates[0])
 		}
 	}
 	return cfg, nil
@@ -139,4 +137,26 @@ func matchString(m runtime.StringMatch, v string) bool {
 		return true
 	}
 	return false
+}
+
+// verifyPeer applies the SAN and pinning checks of d to a verified leaf.
+func verifyPeer(d *runtime.DownstreamTLS, c *x509.Certificate) error {
+	if len(d.SubjectAltNames) > 0 && !matchSAN(c, d.SubjectAltNames) {
+		return errors.New("listener: tls: client certificate SAN not allowed")
+	}
+	if len(d.CertHashes) == 0 && len(d.SPKIHashes) == 0 {
+		return nil
+	}
+	certSum, spkiSum := sha256.Sum256(c.Raw), sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	for _, h := range d.CertHashes {
+		if bytes.Equal(h, certSum[:]) {
+			return nil
+		}
+	}
+	for _, h := range d.SPKIHashes {
+		if bytes.Equal(h, spkiSum[:]) {
+			return nil
+		}
+	}
+	return errors.New("listener: tls: client certificate hash not allowed")
 }

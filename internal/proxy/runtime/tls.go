@@ -18,6 +18,11 @@ type DownstreamTLS struct {
 	// SAN matching one entry (match_typed_subject_alt_names /
 	// match_subject_alt_names); empty accepts any verified certificate.
 	SubjectAltNames []SANMatch
+	// CertHashes and SPKIHashes pin client certificates: when either is
+	// set, the SHA-256 of the leaf certificate (DER) or of its
+	// SubjectPublicKeyInfo must equal one entry (verify_certificate_hash,
+	// verify_certificate_spki).
+	CertHashes, SPKIHashes [][]byte
 	// ALPN are the protocols offered, in preference order (alpn_protocols);
 	// when the client offers none of them no protocol is selected and the
 	// handshake goes on, as in Envoy.
