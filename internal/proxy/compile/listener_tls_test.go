@@ -143,7 +143,7 @@ func TestParseFilterChainsRejects(t *testing.T) {
 		},
 		{
 			name: "unknown transport protocol",
-			in: withChains(&listenerv3.FilterChain{FilterChainMatch: &listenerv3.FilterChainMatch{TransportProtocol: "quic"}, Filters: []*listenerv3.Filter{hcm()}}),
+			in:   withChains(&listenerv3.FilterChain{FilterChainMatch: &listenerv3.FilterChainMatch{TransportProtocol: "quic"}, Filters: []*listenerv3.Filter{hcm()}}),
 			want: `listener "l": filter_chains[0].filter_chain_match.transport_protocol: unsupported "quic"`,
 		},
 	}
