@@ -33,6 +33,8 @@ import (
 	"github.com/trellis-mesh/trellis/internal/proxy/admin"
 	"github.com/trellis-mesh/trellis/internal/proxy/listener"
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
+	"github.com/trellis-mesh/trellis/internal/proxy/secrets"
+	"github.com/trellis-mesh/trellis/internal/proxy/tcpproxy"
 	"github.com/trellis-mesh/trellis/internal/proxy/xdsclient"
 )
 
@@ -182,10 +184,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	lopts := listener.Options{Logger: log, DrainTimeout: f.drainTimeout, Registerer: reg}
+	lopts := listener.Options{Logger: log, DrainTimeout: f.drainTimeout, Registerer: reg,
+		AdmitTCP: tcpproxy.AdmitRBAC} // envoy.filters.network.rbac on tcp_proxy chains
+	// File-based SDS names (a Gateway's credentialName in local mode) are
+	// served from files; the rest ("default", "ROOTCA") by the agent.
+	fileSecrets := secrets.Options{Logger: log}
 	if agent != nil {
-		lopts.Secrets = agent
+		fileSecrets.Fallback = agent
 	}
+	lopts.Secrets = secrets.New(fileSecrets)
 	mgr, err := listener.New(lopts)
 	if err != nil {
 		return err
