@@ -192,9 +192,9 @@ func TestStateNACKKeepsState(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "duplicate") {
 		t.Fatalf("apply = %v, want duplicate error", err)
 	}
-	broken := &clusterv3.Cluster{Name: "x", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}}
+	broken := &clusterv3.Cluster{Name: "x", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}, LbPolicy: clusterv3.Cluster_LOAD_BALANCING_POLICY_CONFIG}
 	_, err = s.apply(sotw(t, compile.ClusterType, "2", broken), t0)
-	if want := `cluster "x": type: unsupported cluster type ORIGINAL_DST`; err == nil || err.Error() != want {
+	if want := `cluster "x": lb_policy: unsupported LOAD_BALANCING_POLICY_CONFIG`; err == nil || err.Error() != want {
 		t.Fatalf("apply = %v, want %s", err, want)
 	}
 	if _, ok := s.parsed.Clusters[reviews]; !ok || s.build(t0) != nil || s.version != "1" {
