@@ -152,14 +152,16 @@ func snapshot(t testing.TB, version string, l *listenerv3.Listener, ips ...strin
 func wantConfig(version string, ips ...string) *runtime.Config {
 	var eps []runtime.Endpoint
 	for _, ip := range ips {
-		eps = append(eps, runtime.Endpoint{Host: ip, Port: 9080, Weight: 1, Healthy: true})
+		eps = append(eps, runtime.Endpoint{Host: ip, Port: 9080, Weight: 1, Healthy: true, LocalityWeight: 1})
 	}
+	httpl := &runtime.HTTPListener{StatPrefix: "outbound_127.0.30.1_9080", RouteName: "9080"}
 	return &runtime.Config{
 		Version: version,
 		Listeners: []*runtime.Listener{{
 			Name: "127.0.30.1_9080", Address: netip.MustParseAddrPort("127.0.30.1:9080"),
 			Direction: runtime.Outbound, Kind: runtime.ListenerHTTP,
-			HTTP: &runtime.HTTPListener{StatPrefix: "outbound_127.0.30.1_9080", RouteName: "9080"},
+			HTTP:         httpl,
+			FilterChains: []*runtime.FilterChain{{Kind: runtime.ListenerHTTP, HTTP: httpl}},
 		}},
 		Routes: map[string]*runtime.RouteTable{"9080": {Name: "9080", VirtualHosts: []*runtime.VirtualHost{{
 			Name: "reviews.default.svc.cluster.local:9080", Domains: []string{"reviews", "reviews:9080"},
