@@ -27,10 +27,12 @@ func statusOf(ctx context.Context, c *http.Client, url string, hdr http.Header) 
 	return resp.StatusCode, string(b), nil
 }
 
-// TestHTTPFilters applies an AuthorizationPolicy (DENY /admin) with Istio's
-// DECODE_AND_MERGE_SLASHES normalization and a RequestAuthentication with
-// an inline JWKS, then checks through real proxies that no bypass path
-// reaches /admin and that a forged token is refused. It needs the
+// TestHTTPFilters applies an AuthorizationPolicy (DENY /admin) under Istio's
+// default BASE normalization and a RequestAuthentication with an inline
+// JWKS, then checks through real proxies that the paths BASE normalizes
+// cannot bypass the DENY and that a forged token is refused. As in Istio,
+// BASE neither merges slashes nor decodes %2F: TestSecurityNoBypass covers
+// //admin and /admin%2F under DECODE_AND_MERGE_SLASHES. It needs the
 // translator's security output (issue 4) as well as the proxy filters.
 func TestHTTPFilters(t *testing.T) {
 	m := startMesh(t, meshOptions{})
@@ -77,7 +79,7 @@ spec:
 		return nil
 	}, m.all()...)
 
-	for _, p := range []string{"/admin", "/admin/../admin", "//admin", "/%61dmin", "/admin/", "/admin/x"} {
+	for _, p := range []string{"/admin", "/admin/../admin", "/admin/./x", "/%61dmin", "/admin/", "/admin/x"} {
 		code, body, err := statusOf(ctx, c, url(p), nil)
 		if err != nil {
 			t.Fatal(err)

@@ -192,7 +192,10 @@ func TestTraffic(t *testing.T) {
 		}{
 			{"fqdn with port", echoURL(portHTTP, "/by/fqdn"), "/by/fqdn", http.StatusOK},
 			{"short name", fmt.Sprintf("http://echo:%d/by/name", portHTTP), "/by/name", http.StatusOK},
-			{"unknown host answers 404", "http://nosuch.default.svc.cluster.local:8080/", "", http.StatusNotFound},
+			// Istio's default outboundTrafficPolicy ALLOW_ANY: a destination
+			// the registry does not know is passed through to itself.
+			{"unregistered address passes through", "http://" + m.apps["echo-v1"].httpAddr + "/direct", "/direct", http.StatusOK},
+			{"unresolvable host passed through fails", "http://nosuch.default.svc.cluster.local:8080/", "", http.StatusServiceUnavailable},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				req, err := http.NewRequestWithContext(ctx, http.MethodGet, tc.url, nil)
