@@ -18,9 +18,7 @@ func (p *pipeline) followHealth(ctx context.Context, changed <-chan struct{}) er
 		case <-ctx.Done():
 			return nil
 		case <-changed:
-			if s := p.current.Load(); s != nil {
-				p.publish(s.Config)
-			}
+			p.republish()
 		}
 	}
 }

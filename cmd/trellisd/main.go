@@ -233,6 +233,22 @@ type pipeline struct {
 func (p *pipeline) publish(set *config.Set) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.publishLocked(set)
+}
+
+// republish rebuilds the snapshot from the config in force, for changes
+// outside the config (health). The config is read under the lock: a set
+// loaded before it could be older than one published meanwhile, and
+// republishing it would roll the config back.
+func (p *pipeline) republish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.current.Load(); s != nil {
+		p.publishLocked(s.Config)
+	}
+}
+
+func (p *pipeline) publishLocked(set *config.Set) {
 	p.version++
 	snap := &snapshot.Snapshot{Version: p.version, Config: set, Registry: p.registry.Registry(set), Mesh: p.mesh}
 	if p.prepare != nil {
