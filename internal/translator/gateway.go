@@ -274,7 +274,9 @@ func (b *builder) gatewayRouteConfig(name string, port uint32, servers []gateway
 					vh := &routev3.VirtualHost{
 						Name:    domain + ":" + portString(port),
 						Domains: domains,
-						Routes:  b.vsRoutesIn(r, routeCtx{port: port, gw: gs.gw, tls: tls}),
+						// Consistent hashing at gateways as in sidecars (Istio
+						// sets hash_policy on gateway routes too).
+						Routes: b.withHashPolicies(b.vsRoutesIn(r, routeCtx{port: port, gw: gs.gw, tls: tls})),
 					}
 					if gs.server.GetTls().GetHttpsRedirect() {
 						// Istio: plain-text requests answer 301 to https.
