@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -271,8 +272,8 @@ func compileRegex(path string, m *matcherv3.RegexMatcher) (*regexp.Regexp, error
 
 func parseRouteAction(path string, a *routev3.RouteAction) (*runtime.ForwardAction, error) {
 	switch {
-	case a.GetRegexRewrite() != nil:
-		return nil, fmt.Errorf("%s.regex_rewrite: unsupported", path)
+	case a.GetRegexRewrite() != nil && a.GetPrefixRewrite() != "":
+		return nil, fmt.Errorf("%s.regex_rewrite: set together with prefix_rewrite", path)
 	case a.GetPathRewritePolicy() != nil:
 		return nil, fmt.Errorf("%s.path_rewrite_policy: unsupported", path)
 	case a.GetAutoHostRewrite().GetValue():
@@ -292,6 +293,12 @@ func parseRouteAction(path string, a *routev3.RouteAction) (*runtime.ForwardActi
 		Timeout:       durationOf(a.GetTimeout()),
 		PrefixRewrite: a.GetPrefixRewrite(),
 		HostRewrite:   a.GetHostRewriteLiteral(),
+	}
+	if rr := a.GetRegexRewrite(); rr != nil {
+		var err error
+		if f.RegexRewrite, err = parseRegexRewrite(path+".regex_rewrite", rr); err != nil {
+			return nil, err
+		}
 	}
 	switch c := a.GetClusterSpecifier().(type) {
 	case *routev3.RouteAction_Cluster:
@@ -457,4 +464,53 @@ func parseDirect(path string, d *routev3.DirectResponseAction) (*runtime.DirectR
 		return nil, fmt.Errorf("%s.body: unsupported data source %T, want inline_string or inline_bytes", path, b)
 	}
 	return out, nil
+}
+
+// parseRegexRewrite converts a RegexMatchAndSubstitute. The pattern is not
+// anchored (Envoy replaces every match); the substitution's \N groups and
+// "\\" escapes become regexp.Expand's ${N} and literal text.
+func parseRegexRewrite(path string, m *matcherv3.RegexMatchAndSubstitute) (*runtime.RegexRewrite, error) {
+	if m.GetPattern().GetRegex() == "" {
+		return nil, fmt.Errorf("%s.pattern: empty", path)
+	}
+	re, err := regexp.Compile(m.GetPattern().GetRegex())
+	if err != nil {
+		return nil, fmt.Errorf("%s.pattern: %w", path, err)
+	}
+	tmpl, err := substitutionTemplate(m.GetSubstitution(), re.NumSubexp())
+	if err != nil {
+		return nil, fmt.Errorf("%s.substitution: %w", path, err)
+	}
+	return &runtime.RegexRewrite{Pattern: re, Template: tmpl}, nil
+}
+
+// substitutionTemplate turns an RE2 rewrite string (\0-\9 groups, \\ a
+// backslash) into regexp.Expand syntax, refusing groups the pattern lacks
+// and other escapes, as RE2 does.
+func substitutionTemplate(sub string, groups int) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(sub); i++ {
+		c := sub[i]
+		switch {
+		case c == '$':
+			b.WriteString("$$")
+		case c != '\\':
+			b.WriteByte(c)
+		case i+1 == len(sub):
+			return "", errors.New("trailing backslash")
+		case sub[i+1] == '\\':
+			b.WriteByte('\\')
+			i++
+		case sub[i+1] >= '0' && sub[i+1] <= '9':
+			n := int(sub[i+1] - '0')
+			if n > groups {
+				return "", fmt.Errorf("group \\%d: the pattern has %d", n, groups)
+			}
+			fmt.Fprintf(&b, "${%d}", n)
+			i++
+		default:
+			return "", fmt.Errorf("invalid escape \\%c", sub[i+1])
+		}
+	}
+	return b.String(), nil
 }

@@ -2,6 +2,7 @@ package compile
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -284,12 +285,37 @@ func TestParseRouteConfigurationRejects(t *testing.T) {
 			want: `route "9080": virtual_hosts[0].routes[0].match.runtime_fraction: unsupported`,
 		},
 		{
-			name: "regex rewrite",
+			name: "regex rewrite with prefix rewrite",
 			in: oneRoute(&routev3.Route{Match: prefixMatch("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"},
+				PrefixRewrite:    "/x",
 				RegexRewrite:     &matcherv3.RegexMatchAndSubstitute{Pattern: regexM("a"), Substitution: "b"},
 			}}}),
-			want: `route "9080": virtual_hosts[0].routes[0].route.regex_rewrite: unsupported`,
+			want: `route "9080": virtual_hosts[0].routes[0].route.regex_rewrite: set together with prefix_rewrite`,
+		},
+		{
+			name: "regex rewrite, bad pattern",
+			in: oneRoute(&routev3.Route{Match: prefixMatch("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"},
+				RegexRewrite:     &matcherv3.RegexMatchAndSubstitute{Pattern: regexM("("), Substitution: "b"},
+			}}}),
+			want: "route \"9080\": virtual_hosts[0].routes[0].route.regex_rewrite.pattern: error parsing regexp: missing closing ): `(`",
+		},
+		{
+			name: "regex rewrite, group the pattern lacks",
+			in: oneRoute(&routev3.Route{Match: prefixMatch("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"},
+				RegexRewrite:     &matcherv3.RegexMatchAndSubstitute{Pattern: regexM("/(a)"), Substitution: `/\2`},
+			}}}),
+			want: `route "9080": virtual_hosts[0].routes[0].route.regex_rewrite.substitution: group \2: the pattern has 1`,
+		},
+		{
+			name: "regex rewrite, unknown escape",
+			in: oneRoute(&routev3.Route{Match: prefixMatch("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"},
+				RegexRewrite:     &matcherv3.RegexMatchAndSubstitute{Pattern: regexM("/a"), Substitution: `/\n`},
+			}}}),
+			want: `route "9080": virtual_hosts[0].routes[0].route.regex_rewrite.substitution: invalid escape \n`,
 		},
 		{
 			name: "cluster header",
@@ -370,4 +396,43 @@ func TestParseRouteConfigurationRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseRegexRewrite(t *testing.T) {
+	tests := []struct {
+		name, pattern, sub, path, want string
+	}{
+		{"groups swapped", `^/api/(\w+)/(\d+)$`, `/\2/\1`, "/api/users/42", "/42/users"},
+		{"whole match", `^/.*$`, `/full`, "/a/b", "/full"},
+		{"every match replaced", `o`, `0`, "/foo/boo", "/f00/b00"},
+		{"dollar is literal", `^/a`, `/$1\\`, "/a/b", `/$1\/b`},
+		{"group zero", `[0-9]+`, `<\0>`, "/v12", "/v<12>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rr, err := parseRegexRewrite("regex_rewrite", &matcherv3.RegexMatchAndSubstitute{Pattern: regexM(tt.pattern), Substitution: tt.sub})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rr.Pattern.ReplaceAllString(tt.path, rr.Template); got != tt.want {
+				t.Errorf("%q → %q, want %q", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzSubstitutionTemplate(f *testing.F) {
+	for _, s := range []string{`/\1`, `\\`, `$x`, `\`, `\q`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, sub string) {
+		tmpl, err := substitutionTemplate(sub, 1)
+		if err != nil {
+			return
+		}
+		// A substitution without groups comes out verbatim.
+		if !strings.ContainsRune(sub, '\\') && regexp.MustCompile(`x`).ReplaceAllString("x", tmpl) != sub {
+			t.Errorf("%q expanded to something else", sub)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -320,13 +321,19 @@ func rewrite(pr *httputil.ProxyRequest) {
 	fwd := ex.route.rt.Forward
 	out.URL.Scheme = "http"
 	out.URL.User = nil
-	if fwd.PrefixRewrite != "" && ex.route.match.kind == runtime.PathPrefix {
-		esc, unesc := rewritePath(in.URL.EscapedPath(), ex.route.match.path, fwd.PrefixRewrite)
-		out.URL.Path = unesc
-		out.URL.RawPath = ""
-		if esc != unesc {
-			out.URL.RawPath = esc
+	switch {
+	case fwd.PrefixRewrite != "":
+		// Envoy swaps "the matched prefix (or path)": an exact or regex
+		// match matched the whole path, so all of it is replaced.
+		p := in.URL.EscapedPath()
+		prefix := p
+		if ex.route.match.kind == runtime.PathPrefix {
+			prefix = ex.route.match.path
 		}
+		setPath(out.URL, p, prefix, fwd.PrefixRewrite)
+	case fwd.RegexRewrite != nil:
+		rr := fwd.RegexRewrite
+		setPath(out.URL, rr.Pattern.ReplaceAllString(in.URL.EscapedPath(), rr.Template), "", "")
 	}
 	host := in.Host
 	if fwd.HostRewrite != "" {
@@ -351,6 +358,17 @@ func rewrite(pr *httputil.ProxyRequest) {
 	ex.route.reqHdr.apply(out.Header, &host)
 	ex.dest.reqHdr.apply(out.Header, &host)
 	out.Host = host
+}
+
+// setPath sets u's path to the escaped path p with prefix replaced by
+// replacement (rewritePath).
+func setPath(u *url.URL, p, prefix, replacement string) {
+	esc, unesc := rewritePath(p, prefix, replacement)
+	u.Path = unesc
+	u.RawPath = ""
+	if esc != unesc {
+		u.RawPath = esc
+	}
 }
 
 func modifyResponse(resp *http.Response) error {

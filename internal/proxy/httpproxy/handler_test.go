@@ -34,6 +34,12 @@ func routingConfig(t *testing.T) *runtime.Config {
 	rewrite := fwd("a")
 	rewrite.PrefixRewrite = "/new/"
 	rewrite.HostRewrite = "rewritten"
+	exactRewrite := fwd("a")
+	exactRewrite.PrefixRewrite = "/v2"
+	regexRewrite := fwd("a")
+	regexRewrite.RegexRewrite = &runtime.RegexRewrite{Pattern: regexp.MustCompile(`^/rx/([^/]+)/([^/]+)$`), Template: "/${2}/$$${1}"}
+	fullRewrite := fwd("a")
+	fullRewrite.RegexRewrite = &runtime.RegexRewrite{Pattern: regexp.MustCompile(`/.*`), Template: "/full"}
 	return config([]*runtime.Cluster{a, b, c},
 		&runtime.VirtualHost{Name: "reviews", Domains: []string{"reviews", "reviews:9080"}, Routes: []*runtime.Route{
 			{Name: "exact", Match: exact("/exact"), Forward: fwd("a")},
@@ -51,6 +57,9 @@ func routingConfig(t *testing.T) *runtime.Config {
 				},
 				ResponseHeaders: runtime.HeaderMutation{Set: []runtime.Header{{Name: "x-resp", Value: "yes"}}, Remove: []string{"x-backend"}},
 			},
+			{Name: "exact-rewrite", Match: exact("/v1"), Forward: exactRewrite},
+			{Name: "regex-rewrite", Match: prefix("/rx/"), Forward: regexRewrite},
+			{Name: "full-rewrite", Match: prefix("/full/"), Forward: fullRewrite},
 			{Name: "redirect", Match: exact("/redir"), Redirect: &runtime.RedirectAction{Host: "other", Path: "/to"}},
 			{Name: "direct", Match: exact("/direct"), Direct: &runtime.DirectResponse{Status: 418, Body: []byte("teapot")}},
 			{Name: "missing-cluster", Match: exact("/nc"), Forward: fwd("nope")},
@@ -105,6 +114,10 @@ func TestRouting(t *testing.T) {
 		{":authority match", "GET", "http://reviews:9080/auth", nil, want{Status: 200, Route: "authority", Backend: "c", Path: "/auth", Host: "reviews:9080", Proto: "HTTP/2.0"}},
 		{":authority mismatch", "GET", "http://reviews/auth", nil, want{Status: 200, Route: "default", Backend: "a", Path: "/auth", Host: "reviews"}},
 		{"prefix and host rewrite", "GET", "http://reviews/old/p%2Fq", nil, want{Status: 200, Route: "rewrite", Backend: "a", Path: "/new/p/q", Host: "rewritten"}},
+		{"prefix rewrite on an exact match replaces the path", "GET", "http://reviews/v1?q=1", nil, want{Status: 200, Route: "exact-rewrite", Backend: "a", Path: "/v2", Host: "reviews"}},
+		{"regex rewrite with groups", "GET", "http://reviews/rx/a/b%20c", nil, want{Status: 200, Route: "regex-rewrite", Backend: "a", Path: "/b c/$a", Host: "reviews"}},
+		{"regex rewrite without a match keeps the path", "GET", "http://reviews/rx/a/b/c", nil, want{Status: 200, Route: "regex-rewrite", Backend: "a", Path: "/rx/a/b/c", Host: "reviews"}},
+		{"regex rewrite of the full path (ReplaceFullPath)", "GET", "http://reviews/full/x/y?k=v", nil, want{Status: 200, Route: "full-rewrite", Backend: "a", Path: "/full", Host: "reviews"}},
 		{"redirect", "GET", "http://reviews/redir?x=1", nil, want{Status: 301, Route: "redirect", Location: "http://other/to?x=1"}},
 		{"direct response", "GET", "http://reviews/direct", nil, want{Status: 418, Route: "direct", Body: "teapot"}},
 		{"unknown cluster", "GET", "http://reviews/nc", nil, want{Status: 503, Route: "missing-cluster", Flags: "NC"}},

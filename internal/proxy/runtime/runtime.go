@@ -186,7 +186,10 @@ type WeightedCluster struct {
 type ForwardAction struct {
 	Clusters      []WeightedCluster // picked by weight; one entry for a plain route
 	Timeout       time.Duration     // 0: no timeout (Envoy's default of 15s is not applied; Istio disables it)
-	PrefixRewrite string            // replaces the matched prefix when non-empty
+	PrefixRewrite string            // replaces the matched prefix (or the whole path of an exact match) when non-empty
+	// RegexRewrite rewrites the path (the query is kept) when non-nil;
+	// at most one of PrefixRewrite and RegexRewrite is set.
+	RegexRewrite *RegexRewrite
 	HostRewrite   string            // replaces :authority when non-empty
 	Retry         *RetryPolicy      // nil: no retries
 	// HashPolicy feeds consistent-hash load balancers (RING_HASH, MAGLEV);
@@ -194,6 +197,15 @@ type ForwardAction struct {
 	HashPolicy []HashPolicy
 	// Mirrors are request_mirror_policies (upstream.go).
 	Mirrors []MirrorPolicy
+}
+
+// RegexRewrite is Envoy's regex_rewrite (RegexMatchAndSubstitute): every
+// non-overlapping match of Pattern in the path is replaced by Template.
+type RegexRewrite struct {
+	Pattern *regexp.Regexp // RE2, unanchored, as Envoy's safe_regex
+	// Template is the substitution in regexp.Expand syntax: Envoy's \1 is
+	// ${1} here and a literal "$" is "$$".
+	Template string
 }
 
 // RetryPolicy is Envoy's retry_policy.
