@@ -187,11 +187,11 @@ type ForwardAction struct {
 	Clusters      []WeightedCluster // picked by weight; one entry for a plain route
 	Timeout       time.Duration     // 0: no timeout (Envoy's default of 15s is not applied; Istio disables it)
 	PrefixRewrite string            // replaces the matched prefix (or the whole path of an exact match) when non-empty
+	HostRewrite   string            // replaces :authority when non-empty
+	Retry         *RetryPolicy      // nil: no retries
 	// RegexRewrite rewrites the path (the query is kept) when non-nil;
 	// at most one of PrefixRewrite and RegexRewrite is set.
 	RegexRewrite *RegexRewrite
-	HostRewrite   string            // replaces :authority when non-empty
-	Retry         *RetryPolicy      // nil: no retries
 	// HashPolicy feeds consistent-hash load balancers (RING_HASH, MAGLEV);
 	// see HashPolicy in upstream.go.
 	HashPolicy []HashPolicy
