@@ -19,7 +19,8 @@ const (
 )
 
 // gatewayAPIYAML is the intent "/v2 and below go to echo v2 with the prefix
-// stripped and x-route set; everything else goes to echo v1", written once
+// stripped and x-route set; /legacy and below go to echo v1 as /home;
+// everything else goes to echo v1", written once
 // with the Kubernetes Gateway API and once with Istio's API, on one gateway
 // workload that both select.
 func gatewayAPIYAML(gwIP string) string {
@@ -70,6 +71,10 @@ spec:
     - {type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}}
     - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-route, value: v2}]}}
     backendRefs: [{name: echo-v2, port: %[2]d}]
+  - matches: [{path: {type: PathPrefix, value: /legacy}}]
+    filters:
+    - {type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /home}}}
+    backendRefs: [{name: echo-v1, port: %[2]d}]
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -93,6 +98,9 @@ spec:
     rewrite: {uri: /}
     headers: {request: {set: {x-route: v2}}}
     route: [{destination: {host: echo-v2.default.svc.cluster.local, port: {number: %[2]d}}}]
+  - match: [{uri: {exact: /legacy}}, {uri: {prefix: /legacy/}}]
+    rewrite: {uriRegexRewrite: {match: /.*, rewrite: /home}}
+    route: [{destination: {host: echo-v1.default.svc.cluster.local, port: {number: %[2]d}}}]
   - route: [{destination: {host: echo-v1.default.svc.cluster.local, port: {number: %[2]d}}}]
 `, gwIP, portHTTP, gwPortGatewayAPI, gwPortIstio)
 }
@@ -135,6 +143,9 @@ func TestGatewayAPIRoutesLikeIstio(t *testing.T) {
 		{"/v2x", "echo-v1", "/v2x", ""},
 		{"/", "echo-v1", "/", ""},
 		{"/other/v2", "echo-v1", "/other/v2", ""},
+		// ReplaceFullPath becomes regex_rewrite "/.*" → "/home".
+		{"/legacy", "echo-v1", "/home", ""},
+		{"/legacy/a/b?x=1", "echo-v1", "/home", ""},
 	}
 	for _, tc := range cases {
 		t.Run(strings.TrimPrefix(tc.path, "/"), func(t *testing.T) {

@@ -622,13 +622,14 @@ func parseFilterOverride(path string, a *anypb.Any, optional bool) (*runtime.Fil
 	return o, nil
 }
 
-// attachNetworkRBAC hangs a chain's network RBAC filter on its terminal.
-func attachNetworkRBAC(c *runtime.FilterChain, r *runtime.RBACFilter) {
+// attachNetworkRBAC hangs a chain's network RBAC filters, in order, on its
+// terminal (an HTTP chain takes at most one, checked by the caller).
+func attachNetworkRBAC(c *runtime.FilterChain, rs []*runtime.RBACFilter) {
 	switch {
-	case r == nil:
+	case len(rs) == 0:
 	case c.HTTP != nil:
-		c.HTTP.NetworkRBAC = r
+		c.HTTP.NetworkRBAC = rs[0]
 	case c.TCP != nil:
-		c.TCP.RBAC = r
+		c.TCP.RBAC = rs
 	}
 }

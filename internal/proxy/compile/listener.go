@@ -191,17 +191,19 @@ func parseFilterChain(path string, fc *listenerv3.FilterChain, routeKey string, 
 	if len(filters) == 0 {
 		return nil, fmt.Errorf("%s.filters: empty, want http_connection_manager or tcp_proxy", path)
 	}
-	var netRBAC *runtime.RBACFilter
+	var netRBAC []*runtime.RBACFilter
 	for i, f := range filters {
 		fpath := fmt.Sprintf("%s.filters[%d]", path, i)
 		if f.GetConfigDiscovery() != nil {
 			return nil, fmt.Errorf("%s.config_discovery: unsupported", fpath)
 		}
 		terminal := f.GetTypedConfig().GetTypeUrl() == hcmType || f.GetTypedConfig().GetTypeUrl() == tcpProxyType
-		if !terminal && f.GetTypedConfig().GetTypeUrl() == networkRBACType && netRBAC == nil {
-			if netRBAC, err = parseNetworkRBAC(fpath, f); err != nil {
+		if !terminal && f.GetTypedConfig().GetTypeUrl() == networkRBACType {
+			r, err := parseNetworkRBAC(fpath, f)
+			if err != nil {
 				return nil, err
 			}
+			netRBAC = append(netRBAC, r)
 			continue
 		}
 		if !terminal {
@@ -232,6 +234,9 @@ func parseFilterChain(path string, fc *listenerv3.FilterChain, routeKey string, 
 			}
 			c.Kind, c.TCP = runtime.ListenerTCP, t
 		}
+	}
+	if c.HTTP != nil && len(netRBAC) > 1 {
+		return nil, fmt.Errorf("%s.filters: %d envoy.filters.network.rbac before an http_connection_manager: unsupported, want at most one", path, len(netRBAC))
 	}
 	attachNetworkRBAC(c, netRBAC)
 	return c, nil

@@ -78,9 +78,10 @@ type HTTPListener struct {
 type TCPListener struct {
 	StatPrefix string
 	Clusters   []WeightedCluster // one entry with weight 1 for a plain cluster
-	// RBAC is an envoy.filters.network.rbac before the tcp_proxy; a denied
-	// connection is closed. nil: none.
-	RBAC *RBACFilter
+	// RBAC are the envoy.filters.network.rbac filters before the
+	// tcp_proxy, in chain order (Istio emits AUDIT, CUSTOM, DENY, ALLOW);
+	// each must allow, else the connection is closed. Empty: none.
+	RBAC []*RBACFilter
 }
 
 // RouteTable is a RouteConfiguration.

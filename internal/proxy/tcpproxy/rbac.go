@@ -10,14 +10,22 @@ import (
 )
 
 // AdmitRBAC is an Options.Admit that enforces the chain's
-// envoy.filters.network.rbac (issue 4: a denied TCP connection is closed).
-// It reads the connection's addresses and, for a *tls.Conn, the SNI and the
-// verified peer certificate.
+// envoy.filters.network.rbac filters (issue 4: a denied TCP connection is
+// closed). They run in chain order, as Envoy's filter chain does, and the
+// first that denies stops the rest: Istio's DENY filter precedes its ALLOW
+// filter. It reads the connection's addresses and, for a *tls.Conn, the SNI
+// and the verified peer certificate.
 func AdmitRBAC(down net.Conn, t *runtime.TCPListener) bool {
-	if t == nil || t.RBAC == nil {
+	if t == nil || len(t.RBAC) == 0 {
 		return true
 	}
-	return allowConn(t.RBAC, ConnRequest(down))
+	req := ConnRequest(down)
+	for _, r := range t.RBAC {
+		if !allowConn(r, req) {
+			return false
+		}
+	}
+	return true
 }
 
 // ConnRequest describes a connection to the RBAC engine.

@@ -51,22 +51,32 @@ func TestAdmitRBAC(t *testing.T) {
 		return &rbacv3.Principal{Identifier: &rbacv3.Principal_DirectRemoteIp{DirectRemoteIp: &corev3.CidrRange{AddressPrefix: cidr, PrefixLen: wrapperspb.UInt32(n)}}}
 	}
 	anyPerm := &rbacv3.Permission{Rule: &rbacv3.Permission_Any{Any: true}}
+	allowLoopback := compile(&rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{
+		"p": {Permissions: []*rbacv3.Permission{anyPerm}, Principals: []*rbacv3.Principal{fromNet("127.0.0.0", 8)}}}})
+	denyPort := func(p uint32) *runtime.RBACFilter {
+		return compile(&rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: map[string]*rbacv3.Policy{
+			"p": {Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: p}}},
+				Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_Any{Any: true}}}}}})
+	}
+	audit := compile(&rbacv3.RBAC{Action: rbacv3.RBAC_LOG, Policies: map[string]*rbacv3.Policy{
+		"p": {Permissions: []*rbacv3.Permission{anyPerm}, Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_Any{Any: true}}}}}})
 	tests := []struct {
 		name string
-		rbac *runtime.RBACFilter
+		rbac []*runtime.RBACFilter
 		want bool
 	}{
 		{"no rbac", nil, true},
-		{"allow loopback", compile(&rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{
-			"p": {Permissions: []*rbacv3.Permission{anyPerm}, Principals: []*rbacv3.Principal{fromNet("127.0.0.0", 8)}}}}), true},
-		{"allow elsewhere only", compile(&rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{
-			"p": {Permissions: []*rbacv3.Permission{anyPerm}, Principals: []*rbacv3.Principal{fromNet("10.0.0.0", 8)}}}}), false},
-		{"deny this port", compile(&rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: map[string]*rbacv3.Policy{
-			"p": {Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: port}}},
-				Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_Any{Any: true}}}}}}), false},
-		{"mtls required, plain text", compile(&rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{
+		{"allow loopback", []*runtime.RBACFilter{allowLoopback}, true},
+		{"allow elsewhere only", []*runtime.RBACFilter{compile(&rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{
+			"p": {Permissions: []*rbacv3.Permission{anyPerm}, Principals: []*rbacv3.Principal{fromNet("10.0.0.0", 8)}}}})}, false},
+		{"deny this port", []*runtime.RBACFilter{denyPort(port)}, false},
+		{"mtls required, plain text", []*runtime.RBACFilter{compile(&rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{
 			"p": {Permissions: []*rbacv3.Permission{anyPerm}, Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_Authenticated_{
-				Authenticated: &rbacv3.Principal_Authenticated{}}}}}}}), false},
+				Authenticated: &rbacv3.Principal_Authenticated{}}}}}}})}, false},
+		// Istio's order on one chain: AUDIT, DENY, ALLOW; each must allow.
+		{"audit, deny other port, allow", []*runtime.RBACFilter{audit, denyPort(port + 1), allowLoopback}, true},
+		{"audit, deny this port, allow", []*runtime.RBACFilter{audit, denyPort(port), allowLoopback}, false},
+		{"deny misses, allow misses", []*runtime.RBACFilter{denyPort(port + 1), compile(&rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW})}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
