@@ -62,34 +62,43 @@ func (b *Breakers) Limits() runtime.CircuitBreakers { return *b.limits.Load() }
 // Acquire admits one upstream request (attempt). exclusive says the request
 // holds a connection for itself (HTTP/1.1): it then counts against
 // max_connections and waits in the pending queue, bounded by
-// max_pending_requests, when all are busy. It returns ErrOverflow, or ctx's
-// error while waiting. On success the caller MUST call the returned release
-// exactly once.
+// max_pending_requests, when all are busy. As in Envoy's connection pool, a
+// pending request is not an active one: max_requests is checked when the
+// request gets its connection (attachStreamToClient), so a queued request
+// is served once the request ahead of it ends. It returns ErrOverflow, or
+// ctx's error while waiting. On success the caller MUST call the returned
+// release exactly once.
 func (b *Breakers) Acquire(ctx context.Context, exclusive bool) (release func(), err error) {
 	lim := b.limits.Load()
-	if b.rq.Add(1) > int64(lim.MaxRequests) {
-		b.rq.Add(-1)
-		return nil, ErrOverflow
-	}
 	if !exclusive {
+		if !b.admitRequest(lim) {
+			return nil, ErrOverflow
+		}
 		return b.releaseRequest, nil
 	}
 	b.mu.Lock()
 	if b.conns < int64(lim.MaxConnections) {
+		if !b.admitRequest(lim) {
+			b.mu.Unlock()
+			return nil, ErrOverflow
+		}
 		b.conns++
 		b.mu.Unlock()
 		return b.releaseConn, nil
 	}
 	if int64(len(b.waiters)) >= int64(lim.MaxPendingRequests) {
 		b.mu.Unlock()
-		b.rq.Add(-1)
 		return nil, ErrOverflow
 	}
 	ch := make(chan struct{}, 1)
 	b.waiters = append(b.waiters, ch)
 	b.mu.Unlock()
 	select {
-	case <-ch:
+	case <-ch: // a connection slot was handed over
+		if !b.admitRequest(b.limits.Load()) {
+			b.releaseSlot()
+			return nil, ErrOverflow
+		}
 		return b.releaseConn, nil
 	case <-ctx.Done():
 		b.mu.Lock()
@@ -103,18 +112,33 @@ func (b *Breakers) Acquire(ctx context.Context, exclusive bool) (release func(),
 		}
 		b.mu.Unlock()
 		if !removed { // a slot was handed over as we gave up: pass it on
-			b.releaseConn()
-		} else {
-			b.rq.Add(-1)
+			b.releaseSlot()
 		}
 		return nil, ctx.Err()
 	}
 }
 
+// admitRequest counts one active request against max_requests; false on
+// overflow.
+func (b *Breakers) admitRequest(lim *runtime.CircuitBreakers) bool {
+	if b.rq.Add(1) > int64(lim.MaxRequests) {
+		b.rq.Add(-1)
+		return false
+	}
+	return true
+}
+
 func (b *Breakers) releaseRequest() { b.rq.Add(-1) }
 
+// releaseConn ends an exclusive request: the request, then its connection
+// slot (so that a waiter handed the slot finds the request released).
 func (b *Breakers) releaseConn() {
 	b.rq.Add(-1)
+	b.releaseSlot()
+}
+
+// releaseSlot frees a connection slot, or passes it to the first waiter.
+func (b *Breakers) releaseSlot() {
 	b.mu.Lock()
 	if len(b.waiters) > 0 && b.conns <= int64(b.limits.Load().MaxConnections) {
 		b.handOff() // the slot passes to the first waiter

@@ -71,9 +71,23 @@ func TestBreakersRequests(t *testing.T) {
 }
 
 func TestBreakersPending(t *testing.T) {
-	// Istio's circuit-breaking task: maxConnections 1, pending 1.
+	for _, tc := range []struct {
+		name string
+		cb   runtime.CircuitBreakers
+	}{
+		// Istio's circuit-breaking task: maxConnections 1, pending 1.
+		{"max connections 1", runtime.CircuitBreakers{MaxConnections: 1, MaxPendingRequests: 1}},
+		// A pending request is not an active one (Envoy checks
+		// max_requests when it gets its connection).
+		{"and max requests 1", runtime.CircuitBreakers{MaxConnections: 1, MaxPendingRequests: 1, MaxRequests: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testBreakersPending(t, tc.cb) })
+	}
+}
+
+func testBreakersPending(t *testing.T, cb runtime.CircuitBreakers) {
 	var b Breakers
-	b.set(runtime.CircuitBreakers{MaxConnections: 1, MaxPendingRequests: 1})
+	b.set(cb)
 	ctx := context.Background()
 	first, err := b.Acquire(ctx, true)
 	if err != nil {
