@@ -19,6 +19,20 @@ func TestRender(t *testing.T) {
 			[]string{"nbthread"}},
 		{"one thread tcp", Hop{Threads: 1, Routes: []Route{{Name: "tcp", Listen: "a:1", Upstream: "b:2", Mode: "tcp"}}},
 			[]string{"nbthread 1", "mode tcp", "server s1 b:2\n"}, []string{"option http-keep-alive"}},
+		{"serving mutual TLS", Hop{Serve: &TLS{CA: "/ca.pem", Cert: "/server.pem"}, Routes: []Route{
+			{Name: "http", Listen: "a:1", Upstream: "b:1", Mode: "http"},
+			{Name: "grpc", Listen: "a:2", Upstream: "b:2", Mode: "http", H2: true}}},
+			[]string{"bind a:1 ssl crt /server.pem ca-file /ca.pem verify required\n",
+				"bind a:2 ssl crt /server.pem ca-file /ca.pem verify required alpn h2\n",
+				"server s1 b:1\n", "server s1 b:2 proto h2\n"},
+			[]string{"verifyhost"}},
+		{"dialing mutual TLS", Hop{Dial: &TLS{CA: "/ca.pem", Cert: "/client.pem", ServerName: "hop"}, Routes: []Route{
+			{Name: "http", Listen: "a:1", Upstream: "b:1", Mode: "http"},
+			{Name: "grpc", Listen: "a:2", Upstream: "b:2", Mode: "http", H2: true}}},
+			[]string{"bind a:1\n", "bind a:2 proto h2\n",
+				"server s1 b:1 ssl verify required ca-file /ca.pem crt /client.pem verifyhost hop\n",
+				"server s1 b:2 ssl verify required ca-file /ca.pem crt /client.pem verifyhost hop alpn h2\n"},
+			[]string{"/server.pem"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.hop.Render()

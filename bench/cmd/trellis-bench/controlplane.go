@@ -102,7 +102,7 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 	}
 	xds := hostPort(trellisdLoadAddr, 15010)
 	d, err := proc.Start(proc.Spec{Name: "trellisd", Path: e.trellisd, LogDir: dir, Args: []string{
-		"--config-dir", cfg, "--xds-addr", xds, "--monitoring-addr", hostPort(trellisdLoadAddr, 15014)}})
+		"--config-dir", cfg, "--data-dir", filepath.Join(dir, "data"), "--xds-addr", xds, "--monitoring-addr", hostPort(trellisdLoadAddr, 15014)}})
 	if err != nil {
 		skip(err.Error())
 		return

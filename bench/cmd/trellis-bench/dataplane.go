@@ -18,8 +18,15 @@ import (
 	"github.com/trellis-mesh/trellis/bench/internal/tcpload"
 )
 
-// kinds are the two-hop topologies compared side by side.
-var kinds = []string{"no mesh", "trellis", "haproxy", "nginx"}
+// kinds are the two-hop topologies compared side by side. With mTLS on (the
+// default), "trellis", "haproxy" and "nginx" speak mutual TLS between their
+// hops; plain adds "trellis plaintext" and "haproxy plaintext" rows.
+func (e *env) kinds(plain bool) []string {
+	if !e.mtls || !plain {
+		return []string{"no mesh", "trellis", "haproxy", "nginx"}
+	}
+	return []string{"no mesh", "trellis", "trellis plaintext", "haproxy", "haproxy plaintext", "nginx"}
+}
 
 // startKind starts the two-hop topology of kind.
 func startKind(ctx context.Context, e *env, kind, name string) (*topo, error) {
@@ -31,12 +38,24 @@ func startKind(ctx context.Context, e *env, kind, name string) (*topo, error) {
 		return noMesh(), nil
 	case "trellis":
 		return startTrellis(ctx, e, name, trellisOptions{})
+	case "trellis plaintext":
+		return startTrellis(ctx, e, name, trellisOptions{Plaintext: true})
 	case "haproxy":
 		return startHAProxy(ctx, e, name, hopsOptions{})
+	case "haproxy plaintext":
+		return startHAProxy(ctx, e, name, hopsOptions{Plaintext: true})
 	case "nginx":
 		return startNginx(ctx, e, name, hopsOptions{})
 	}
 	return nil, fmt.Errorf("unknown topology %q", kind)
+}
+
+// hopNote says what the hop between the two proxies is.
+func hopNote(e *env) string {
+	if !e.mtls {
+		return "Plain text between the hops everywhere (-mtls=false)."
+	}
+	return "Between the two hops: trellis is automatic mTLS (tlsMode labels, mesh-wide PeerAuthentication STRICT, SVIDs from trellisd's CA; checked before measuring: the server sidecar refuses plain text); haproxy and nginx run mutual TLS (ECDSA P-256 test CA, client certificate required, server name verified). \"plaintext\" rows are the same topology with plain text between the hops."
 }
 
 var latencyCols = []report.Column{
@@ -55,16 +74,16 @@ var latencyCols = []report.Column{
 func runLatency(ctx context.Context, e *env, rep *report.Report) {
 	tbl := rep.NewTable("latency", "Latency at 1000 rps, 1 KiB payload, HTTP/1.1 keep-alive, two hops (µs; + is added over no mesh)", latencyCols...)
 	tbl.Note("CPU is per proxy process tree (nginx master + worker), from /proc/PID/stat utime+stime over the measured run, divided by the achieved krps.")
-	tbl.Note("mTLS between sidecars: not yet (security issue); run with -mtls once it lands.")
+	tbl.Note("%s", hopNote(e))
 	conns := []int{16, 4}
-	runHTTPKinds(ctx, e, tbl, "latency", conns, func(c int) fortio.Load {
+	runHTTPKinds(ctx, e, tbl, "latency", e.kinds(true), conns, func(c int) fortio.Load {
 		return fortio.Load{QPS: 1000, Connections: c, Duration: e.loadDur, PayloadSize: 1024}
 	}, true)
 }
 
 // runHTTPKinds runs load(c) for each connection count through every kind and
 // fills tbl, including added latency over no mesh.
-func runHTTPKinds(ctx context.Context, e *env, tbl *report.Table, scenario string, conns []int, load func(c int) fortio.Load, profile bool) {
+func runHTTPKinds(ctx context.Context, e *env, tbl *report.Table, scenario string, kinds []string, conns []int, load func(c int) fortio.Load, profile bool) {
 	base := map[int]map[string]float64{}
 	for _, kind := range kinds {
 		name := scenario + "-" + strings.ReplaceAll(kind, " ", "")
@@ -177,6 +196,7 @@ func runSaturation(ctx context.Context, e *env, rep *report.Report) {
 		report.Column{Key: "qps", Header: "rps", Digits: 0}, report.Column{Key: "p50", Header: "p50 µs"},
 		report.Column{Key: "p99", Header: "p99 µs"}, report.Column{Key: "errors", Header: "errors"},
 		report.Column{Key: "vcpu", Header: "proxy vCPU", Digits: 2})
+	tbl.Note("one hop (the server-side proxy), so plain text for every proxy: fortio, the client, holds no mesh identity")
 	rows := []string{"no mesh (ceiling)", "trellis GOMAXPROCS=1", "haproxy nbthread 1", "nginx 1 worker"}
 	if runtime.NumCPU() < 2 {
 		for _, r := range rows {
@@ -239,8 +259,9 @@ func runGRPC(ctx context.Context, e *env, rep *report.Report) {
 		name           string
 		conns, streams int
 	}{{"unary c=16", 16, 1}, {"streams c=2 s=8", 2, 8}}
+	tbl.Note("%s", hopNote(e))
 	base := map[string]map[string]float64{}
-	for _, kind := range kinds {
+	for _, kind := range e.kinds(false) {
 		t, err := startKind(ctx, e, kind, "grpc-"+strings.ReplaceAll(kind, " ", ""))
 		for _, s := range shapes {
 			label := kind + " " + s.name
@@ -310,5 +331,6 @@ func runTCP(ctx context.Context, e *env, rep *report.Report) {
 		}
 		tbl.Add(kind, v)
 	}
+	tbl.Note("one hop, plain text (the client holds no mesh identity)")
 	tbl.Note("nginx is not measured here: Debian ships its stream (TCP) module as a separate dynamic module")
 }

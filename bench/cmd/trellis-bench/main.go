@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/trellis-mesh/trellis/bench/internal/pki"
 	"github.com/trellis-mesh/trellis/bench/internal/procfs"
 	"github.com/trellis-mesh/trellis/bench/internal/report"
 )
@@ -37,7 +38,7 @@ func run() error {
 		quick    = flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "smoke run: short durations, small sizes (BENCH_QUICK=1)")
 		duration = flag.Duration("duration", 0, "length of each measured load run (BENCH_DURATION; default 20s, 2s quick)")
 		only     = flag.String("only", os.Getenv("BENCH_ONLY"), "comma-separated scenarios to run: "+strings.Join(scenarios, ","))
-		mtls     = flag.Bool("mtls", false, "mTLS between sidecars (hook for the security issue; not implemented yet)")
+		mtls     = flag.Bool("mtls", true, "mutual TLS between the two hops (Trellis automatic mTLS, HAProxy/nginx TLS); false: plain text everywhere")
 		verbose  = flag.Bool("v", false, "debug logging")
 	)
 	flag.Parse()
@@ -137,6 +138,21 @@ type env struct {
 	notes                                   []string
 
 	app *app // fortio server + TCP sink, shared by every data-plane scenario
+
+	pkiFiles *pki.Files // reference hops' TLS material, made on first use
+}
+
+// pki returns the reference hops' CA and certificates, writing them under the
+// run directory on first use.
+func (e *env) pki() (pki.Files, error) {
+	if e.pkiFiles == nil {
+		f, err := pki.Write(e.dir("pki"), haproxyHops[1], nginxHops[1])
+		if err != nil {
+			return pki.Files{}, err
+		}
+		e.pkiFiles = &f
+	}
+	return *e.pkiFiles, nil
 }
 
 func newEnv(ctx context.Context, log *slog.Logger, o envOptions) (*env, error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/trellis-mesh/trellis/bench/haproxy"
 	"github.com/trellis-mesh/trellis/bench/internal/meshcfg"
+	"github.com/trellis-mesh/trellis/bench/internal/pki"
 	"github.com/trellis-mesh/trellis/bench/internal/proc"
 	"github.com/trellis-mesh/trellis/bench/internal/tcpload"
 	"github.com/trellis-mesh/trellis/bench/nginx"
@@ -77,6 +78,7 @@ func (a *app) pin(ctx context.Context, cpus string) error {
 // topologies client and server are the two proxy processes.
 type topo struct {
 	kind   string
+	mtls   bool       // the hop between the two proxies is mutual TLS
 	entry  netip.Addr // first hop (the app itself for no mesh)
 	second netip.Addr // second hop, for single-hop scenarios; the app for no mesh
 	host   string     // Host header / :authority; "" for fortio's default
@@ -113,32 +115,35 @@ type trellisOptions struct {
 	NoClient                 bool   // server sidecar only (single-hop scenarios)
 	ServerCPUs               string // taskset -c for the server sidecar
 	ServerGOMAXPROCS         int    // 0: Go's default
+	// Plaintext turns automatic mTLS off even when the run uses it. A
+	// single-hop topology (NoClient) is always plain text: fortio is the
+	// client and holds no mesh identity.
+	Plaintext bool
 }
 
-// startTrellis runs trellisd and the sidecars and waits until a request goes
-// through. mTLS between sidecars is the security issue's: the hook is here.
+// startTrellis runs trellisd (its CA and join tokens in the run directory) and
+// the sidecars, and waits until a request goes through. With mTLS (e.mtls and
+// two hops) it then checks that the server sidecar refuses plain text, so the
+// hop measured is really mutual TLS.
 func startTrellis(ctx context.Context, e *env, name string, o trellisOptions) (*topo, error) {
 	if r := e.need("trellisd", "trellis-proxy"); r != "" {
 		return nil, errors.New(r)
 	}
-	if e.mtls {
-		// Hook: when sidecars speak mTLS, pass the trust material here and
-		// run every scenario again with it.
-		return nil, errors.New("mTLS between sidecars is not implemented yet (security issue)")
-	}
+	mtls := e.mtls && !o.Plaintext && !o.NoClient
 	dir := e.dir(name)
 	cfg := filepath.Join(dir, "config")
-	if err := (meshcfg.DataPlane{Plan: plan, Fillers: o.Fillers, FillerEndpoints: o.FillerEndpoints}).Write(cfg); err != nil {
+	data := filepath.Join(dir, "data")
+	if err := (meshcfg.DataPlane{Plan: plan, Fillers: o.Fillers, FillerEndpoints: o.FillerEndpoints, MTLS: mtls}).Write(cfg); err != nil {
 		return nil, err
 	}
-	t := &topo{kind: "trellis", entry: plan.ClientSidecar, second: plan.ServerSidecar, host: meshcfg.ServerHost,
+	t := &topo{kind: "trellis", mtls: mtls, entry: plan.ClientSidecar, second: plan.ServerSidecar, host: meshcfg.ServerHost,
 		admin: "http://" + hostPort(plan.ClientSidecar, 15000)}
 	if o.NoClient {
 		t.entry = plan.ServerSidecar
 	}
 	xds := hostPort(plan.Trellisd, 15010)
 	d, err := proc.Start(proc.Spec{Name: "trellisd", Path: e.trellisd, LogDir: dir, Args: []string{
-		"--config-dir", cfg, "--xds-addr", xds, "--monitoring-addr", hostPort(plan.Trellisd, 15014)}})
+		"--config-dir", cfg, "--data-dir", data, "--xds-addr", xds, "--monitoring-addr", hostPort(plan.Trellisd, 15014)}})
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +156,7 @@ func startTrellis(ctx context.Context, e *env, name string, o trellisOptions) (*
 	}
 	startProxy := func(role string, addr netip.Addr, cpus string, gomaxprocs int) (*proc.Process, error) {
 		spec := proc.Spec{Name: role + "-sidecar", Path: e.proxy, LogDir: dir, CPUs: cpus, Args: []string{
-			"--xds", xds, "--workload", meshcfg.Namespace + "/" + role, "--address", addr.String()}}
+			"--xds", xds, "--data-dir", data, "--workload", meshcfg.Namespace + "/" + role, "--address", addr.String()}}
 		if gomaxprocs > 0 {
 			spec.Env = append(spec.Env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
 		}
@@ -179,7 +184,30 @@ func startTrellis(ctx context.Context, e *env, name string, o trellisOptions) (*
 		t.Close()
 		return nil, err
 	}
+	if mtls {
+		if err := refusesPlaintext(wctx, hostPort(plan.ServerSidecar, meshcfg.PortHTTP)); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("server sidecar is not mTLS-only: %w", err)
+		}
+	}
 	return t, nil
+}
+
+// refusesPlaintext checks that a plain-text HTTP request to addr gets no
+// answer: the STRICT server sidecar takes only mutual TLS, so the requests
+// that went through used it.
+func refusesPlaintext(ctx context.Context, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/echo", nil)
+	if err != nil {
+		return err
+	}
+	req.Host = meshcfg.ServerHost
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return nil // refused, reset or closed: what STRICT does to plain text
+	}
+	resp.Body.Close()
+	return fmt.Errorf("plain-text request to %s answered %d", addr, resp.StatusCode)
 }
 
 // hopsOptions shape a pair of reference proxy hops.
@@ -187,7 +215,14 @@ type hopsOptions struct {
 	Single  bool   // only the server-side hop
 	Threads int    // HAProxy nbthread / nginx worker_processes; 0: default
 	CPUs    string // taskset -c for the hops
+	// Plaintext keeps the hop between the two proxies plain text even when
+	// the run uses mTLS. A single hop is always plain text (fortio on both
+	// sides).
+	Plaintext bool
 }
+
+// tls reports whether the hops speak mutual TLS to each other.
+func (o hopsOptions) tls(e *env) bool { return e.mtls && !o.Plaintext && !o.Single }
 
 // startHAProxy runs one or two HAProxy processes in the two-hop topology.
 func startHAProxy(ctx context.Context, e *env, name string, o hopsOptions) (*topo, error) {
@@ -195,17 +230,32 @@ func startHAProxy(ctx context.Context, e *env, name string, o hopsOptions) (*top
 		return nil, errors.New(r)
 	}
 	dir := e.dir(name)
-	t := &topo{kind: "haproxy", entry: haproxyHops[0], second: haproxyHops[1]}
+	t := &topo{kind: "haproxy", mtls: o.tls(e), entry: haproxyHops[0], second: haproxyHops[1]}
 	if o.Single {
 		t.entry = haproxyHops[1]
+	}
+	var files pki.Files
+	if t.mtls {
+		var err error
+		if files, err = e.pki(); err != nil {
+			return nil, err
+		}
 	}
 	hop := func(role string, listen, upstream netip.Addr) (*proc.Process, error) {
 		route := func(n string, port int, mode string, h2 bool) haproxy.Route {
 			return haproxy.Route{Name: n, Listen: hostPort(listen, port), Upstream: hostPort(upstream, port), Mode: mode, H2: h2}
 		}
-		cfg, err := haproxy.Hop{Threads: o.Threads, Routes: []haproxy.Route{
+		h := haproxy.Hop{Threads: o.Threads}
+		if t.mtls && role == "server" {
+			h.Serve = &haproxy.TLS{CA: files.CA, Cert: files.ServerBundle}
+		}
+		if t.mtls && role == "client" {
+			h.Dial = &haproxy.TLS{CA: files.CA, Cert: files.ClientBundle, ServerName: pki.ServerName}
+		}
+		h.Routes = []haproxy.Route{
 			route("http", meshcfg.PortHTTP, "http", false), route("grpc", meshcfg.PortGRPC, "http", true),
-			route("tcp", meshcfg.PortTCP, "tcp", false)}}.Render()
+			route("tcp", meshcfg.PortTCP, "tcp", false)}
+		cfg, err := h.Render()
 		if err != nil {
 			return nil, err
 		}
@@ -246,17 +296,31 @@ func startNginx(ctx context.Context, e *env, name string, o hopsOptions) (*topo,
 		return nil, errors.New(r)
 	}
 	dir := e.dir(name)
-	t := &topo{kind: "nginx", entry: nginxHops[0], second: nginxHops[1]}
+	t := &topo{kind: "nginx", mtls: o.tls(e), entry: nginxHops[0], second: nginxHops[1]}
 	if o.Single {
 		t.entry = nginxHops[1]
+	}
+	var files pki.Files
+	if t.mtls {
+		var err error
+		if files, err = e.pki(); err != nil {
+			return nil, err
+		}
 	}
 	hop := func(role string, listen, upstream netip.Addr) (*proc.Process, error) {
 		hdir := e.dir(name, role)
 		route := func(n string, port int, h2 bool) nginx.Route {
 			return nginx.Route{Name: n, Listen: hostPort(listen, port), Upstream: hostPort(upstream, port), H2: h2}
 		}
-		cfg, err := nginx.Hop{Dir: hdir, Workers: o.Threads, Root: os.Geteuid() == 0, Routes: []nginx.Route{
-			route("http", meshcfg.PortHTTP, false), route("grpc", meshcfg.PortGRPC, true)}}.Render()
+		h := nginx.Hop{Dir: hdir, Workers: o.Threads, Root: os.Geteuid() == 0, Routes: []nginx.Route{
+			route("http", meshcfg.PortHTTP, false), route("grpc", meshcfg.PortGRPC, true)}}
+		if t.mtls && role == "server" {
+			h.Serve = &nginx.TLS{CA: files.CA, Cert: files.ServerCert, Key: files.ServerKey}
+		}
+		if t.mtls && role == "client" {
+			h.Dial = &nginx.TLS{CA: files.CA, Cert: files.ClientCert, Key: files.ClientKey, ServerName: pki.ServerName}
+		}
+		cfg, err := h.Render()
 		if err != nil {
 			return nil, err
 		}

@@ -49,7 +49,21 @@ type DataPlane struct {
 	Fillers int
 	// FillerEndpoints is the number of endpoints per filler; 0 means 1.
 	FillerEndpoints int
+	// MTLS turns on automatic mTLS between the sidecars, as Istio users do:
+	// every WorkloadEntry carries security.istio.io/tlsMode: istio and a
+	// mesh-wide PeerAuthentication is STRICT, so the server sidecar refuses
+	// plain text. false: no labels, no PeerAuthentication (plain text).
+	MTLS bool
 }
+
+// PeerAuthenticationStrict is the mesh-wide STRICT PeerAuthentication (root
+// namespace istio-system) the MTLS topology adds.
+const PeerAuthenticationStrict = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: STRICT}
+`
 
 // YAML returns the topology as one multi-document YAML string.
 func (d DataPlane) YAML() string {
@@ -142,7 +156,14 @@ spec:
 `, Namespace, i, e, Addr(4, i*eps+e))
 		}
 	}
-	return b.String()
+	out := b.String()
+	if d.MTLS {
+		// Every WorkloadEntry runs (or stands for) a sidecar: the label auto
+		// mTLS keys on.
+		out = strings.ReplaceAll(out, "\n  labels: {", "\n  labels: {security.istio.io/tlsMode: istio, ")
+		out += "---\n" + PeerAuthenticationStrict
+	}
+	return out
 }
 
 // Write writes the topology to dir/mesh.yaml, creating dir.

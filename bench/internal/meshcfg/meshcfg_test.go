@@ -24,18 +24,32 @@ func TestDataPlaneLoads(t *testing.T) {
 	for _, tc := range []struct {
 		name               string
 		fillers, endpoints int
+		mtls               bool
 		want               int // resources
 	}{
-		{"two sidecars", 0, 0, 5},
-		{"with fillers", 3, 2, 5 + 3 + 3*2},
+		{"two sidecars", 0, 0, false, 5},
+		{"with fillers", 3, 2, false, 5 + 3 + 3*2},
+		{"mTLS with fillers", 2, 1, true, 5 + 2 + 2 + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := (DataPlane{Plan: DefaultPlan(), Fillers: tc.fillers, FillerEndpoints: tc.endpoints}).Write(dir); err != nil {
+			d := DataPlane{Plan: DefaultPlan(), Fillers: tc.fillers, FillerEndpoints: tc.endpoints, MTLS: tc.mtls}
+			if err := d.Write(dir); err != nil {
 				t.Fatal(err)
 			}
-			if got := loadDir(t, dir).Len(); got != tc.want {
+			set := loadDir(t, dir)
+			if got := set.Len(); got != tc.want {
 				t.Errorf("resources = %d, want %d", got, tc.want)
+			}
+			// Every WorkloadEntry carries the tlsMode label exactly when mTLS is on.
+			for _, name := range []string{"server", "client"} {
+				we := set.Get(config.Key{Kind: config.KindWorkloadEntry, Namespace: Namespace, Name: name})
+				if we == nil {
+					t.Fatalf("WorkloadEntry %s missing", name)
+				}
+				if got := strings.Contains(fmt.Sprint(we.Spec), "security.istio.io/tlsMode"); got != tc.mtls {
+					t.Errorf("WorkloadEntry %s has tlsMode label = %v, want %v", name, got, tc.mtls)
+				}
 			}
 		})
 	}
