@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/trellis-mesh/trellis/internal/proxy/lb"
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 	ups "github.com/trellis-mesh/trellis/internal/proxy/upstream"
 )
@@ -189,4 +190,15 @@ func (u *upstream) exclusive(rt http.RoundTripper) bool {
 		}
 	}
 	return true
+}
+
+// Pickers returns each cluster's picker in this config: its upstream state
+// (an *upstream.Cluster: circuit breakers, outlier detection), so that a
+// tcp_proxy on the same cluster shares them with the HTTP path.
+func (c *Config) Pickers() map[string]lb.Picker {
+	out := make(map[string]lb.Picker, len(c.clusters))
+	for name, u := range c.clusters {
+		out[name] = u.picker
+	}
+	return out
 }

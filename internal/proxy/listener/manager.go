@@ -127,6 +127,9 @@ func (m *Manager) Apply(cfg *runtime.Config) error {
 	}
 	pickers := lb.Build(cfg.Clusters)
 	hcfg := httpproxy.NewConfig(cfg, pickers, m.pools, m.httpM)
+	// tcp_proxy chains pick through the same upstream state as HTTP
+	// (circuit breakers, outlier detection).
+	pickers = hcfg.Pickers()
 
 	want := make(map[netip.AddrPort]*runtime.Listener, len(cfg.Listeners))
 	var errs []error

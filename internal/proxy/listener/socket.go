@@ -73,7 +73,7 @@ func newBound(ln net.Listener, l *runtime.Listener, log *slog.Logger, opts *Opti
 	b := &bound{
 		name: l.Name, kind: l.Kind, ln: ln, log: log, secrets: opts.Secrets, opts: opts,
 		queue: newConnQueue(ln.Addr()),
-		tcp:   tcpproxy.New(tcpproxy.Options{Logger: log, Metrics: tcpM, Admit: opts.AdmitTCP}),
+		tcp:   tcpproxy.New(tcpproxy.Options{Logger: log, Metrics: tcpM, Admit: opts.AdmitTCP, Secrets: opts.Secrets}),
 		peek:  map[net.Conn]struct{}{},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())

@@ -2,6 +2,7 @@ package tcpproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/trellis-mesh/trellis/internal/proxy/lb"
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
+	ups "github.com/trellis-mesh/trellis/internal/proxy/upstream"
 )
 
 const defaultConnectTimeout = 10 * time.Second
@@ -92,6 +94,10 @@ type Options struct {
 	// closes the connection: network filters that deny (RBAC, issue 4)
 	// hook in here. nil admits everything.
 	Admit func(down net.Conn, t *runtime.TCPListener) bool
+	// Secrets resolves the SDS names of upstream TLS (a cluster's
+	// transport_socket and transport_socket_matches: Istio's auto mTLS) at
+	// handshake time; nil fails every upstream TLS handshake.
+	Secrets runtime.Secrets
 }
 
 // Proxy serves one TCP listener. Update may be called at any time and
@@ -101,6 +107,7 @@ type Proxy struct {
 	log     *slog.Logger
 	metrics *Metrics
 	admit   func(net.Conn, *runtime.TCPListener) bool
+	secrets runtime.Secrets
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // downstream and upstream conns, for Close
@@ -124,6 +131,12 @@ type dest struct {
 	picker  lb.Picker
 	timeout time.Duration
 	stats   *stats
+	// state is the cluster's shared upstream state when picker is one:
+	// max_connections and outlier detection. nil: neither.
+	state *ups.Cluster
+	rc    *runtime.Cluster // nil when the cluster is unknown
+	// tls holds the client config of each of rc's transport sockets.
+	tls map[*runtime.UpstreamTLS]*tls.Config
 }
 
 // New returns a proxy that refuses connections until the first Update.
@@ -136,6 +149,7 @@ func New(opts Options) *Proxy {
 		log:     log.With("component", "tcpproxy"),
 		metrics: opts.Metrics,
 		admit:   opts.Admit,
+		secrets: opts.Secrets,
 		conns:   map[net.Conn]struct{}{},
 		idle:    make(chan struct{}),
 	}
@@ -148,7 +162,8 @@ func (p *Proxy) Update(cfg *runtime.Config, l *runtime.Listener, pickers map[str
 }
 
 // Route builds what Handle needs for one tcp_proxy t of cfg, on a listener
-// of direction dir. A nil t refuses every connection.
+// of direction dir. A nil t refuses every connection. A picker that is an
+// *upstream.Cluster also brings its circuit breakers and outlier detection.
 func (p *Proxy) Route(cfg *runtime.Config, dir runtime.Direction, t *runtime.TCPListener, pickers map[string]lb.Picker) *Route {
 	st := &state{tcp: t}
 	if t != nil {
@@ -159,8 +174,13 @@ func (p *Proxy) Route(cfg *runtime.Config, dir runtime.Direction, t *runtime.TCP
 			}
 			d := dest{name: wc.Name, weight: w, picker: pickers[wc.Name], timeout: defaultConnectTimeout,
 				stats: p.metrics.stats(dir, wc.Name)}
-			if c := cfg.Clusters[wc.Name]; c != nil && c.ConnectTimeout > 0 {
-				d.timeout = c.ConnectTimeout
+			d.state, _ = d.picker.(*ups.Cluster)
+			if c := cfg.Clusters[wc.Name]; c != nil {
+				d.rc = c
+				if c.ConnectTimeout > 0 {
+					d.timeout = c.ConnectTimeout
+				}
+				d.tls = p.clientTLS(c)
 			}
 			st.dests = append(st.dests, d)
 			st.total += w
@@ -268,18 +288,25 @@ func (p *Proxy) serve(down net.Conn, r *Route) {
 		return
 	}
 	defer pick.Done()
-	dialer := net.Dialer{Timeout: d.timeout}
-	up, err := dialer.Dial("tcp", pick.Addr)
+	if d.state != nil {
+		release, ok := d.state.Breakers.Connect()
+		if !ok {
+			d.stats.failed("UO")
+			p.log.Debug("circuit breaker overflow", "cluster", d.name, "upstream", pick.Addr)
+			return
+		}
+		defer release()
+	}
+	up, raw, err := p.dial(d, pick)
+	if errors.Is(err, errClosing) {
+		return
+	}
 	if err != nil {
 		d.stats.failed("UF")
 		p.log.Debug("connect failed", "cluster", d.name, "upstream", pick.Addr, "error", err)
 		return
 	}
-	if !p.track(up) {
-		_ = up.Close()
-		return
-	}
-	defer p.untrack(up)
+	defer p.untrack(raw)
 	defer up.Close()
 	if d.stats != nil {
 		d.stats.opened.Inc()

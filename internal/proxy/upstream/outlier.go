@@ -27,6 +27,11 @@ const (
 	LocalConnectFailure
 	LocalTimeout
 	LocalReset
+	// LocalSuccessFinal is a connection established with nothing to
+	// follow (a tcp_proxy connection: Envoy's
+	// LocalOriginConnectSuccessFinal). It resets the local-origin counter
+	// and, without the split, counts as a success (200).
+	LocalSuccessFinal
 )
 
 // hostStat is one host's outlier record.
@@ -56,7 +61,7 @@ func (d *detector) report(addr string, o Outcome, now time.Time) bool {
 	status := o.Status
 	if o.Local != LocalNone {
 		if cfg.SplitExternalLocalOriginErrors {
-			if o.Local == LocalSuccess {
+			if o.Local == LocalSuccess || o.Local == LocalSuccessFinal {
 				h.local = 0
 				return false
 			}
@@ -72,6 +77,8 @@ func (d *detector) report(addr string, o Outcome, now time.Time) bool {
 		switch o.Local {
 		case LocalSuccess:
 			return false // the HTTP status that follows decides
+		case LocalSuccessFinal:
+			status = 200
 		case LocalTimeout:
 			status = 504
 		default:
