@@ -7,9 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"google.golang.org/grpc"
@@ -38,6 +42,13 @@ type apps struct {
 
 	httpRequests atomic.Int64 // requests seen by the HTTP and h2c apps
 	tcpConns     atomic.Int64 // connections accepted by the TCP app
+	// failNext makes the next N HTTP requests (any path but /ws) answer
+	// 500; each decrements it. Tests store a count to make the workload
+	// fail N times in a row, and 0 to heal it.
+	failNext atomic.Int64
+
+	keysMu sync.Mutex
+	keys   map[string]int // /fail requests seen per key
 
 	servers []*http.Server
 	grpc    *grpc.Server
@@ -51,7 +62,7 @@ type apps struct {
 // apps of workload name on address ip.
 func startApps(t *testing.T, name, ip string) *apps {
 	t.Helper()
-	a := &apps{name: name, conns: map[net.Conn]struct{}{}}
+	a := &apps{name: name, conns: map[net.Conn]struct{}{}, keys: map[string]int{}}
 	listen := func() net.Listener {
 		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
@@ -105,7 +116,13 @@ func (a *apps) Close() {
 var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 
 // ServeHTTP is the HTTP and h2c echo; /ws is a WebSocket echo that prefixes
-// each message with the app's name.
+// each message with the app's name. Test hooks, all answering the echo
+// reply when they do not fail:
+//   - /status/CODE answers CODE;
+//   - /fail?key=K&n=N&code=C answers C (default 503) to the first N
+//     (default 1) requests with key K, then 200;
+//   - /delay?ms=N answers after N ms, or when the caller goes away;
+//   - while failNext > 0, any request answers 500.
 func (a *apps) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.httpRequests.Add(1)
 	if r.URL.Path == "/ws" {
@@ -113,11 +130,65 @@ func (a *apps) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.Copy(io.Discard, r.Body)
+	if code := a.hookStatus(r); code != http.StatusOK {
+		http.Error(w, fmt.Sprintf("%s: status %d", a.name, code), code)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(echoReply{
 		Name: a.name, Proto: r.ProtoMajor, Method: r.Method, Path: r.URL.Path,
 		Host: r.Host, Remote: r.RemoteAddr, Headers: r.Header,
 	})
+}
+
+// hookStatus runs the test hooks of ServeHTTP and returns the status to
+// answer; 200 means the echo reply.
+func (a *apps) hookStatus(r *http.Request) int {
+	for n := a.failNext.Load(); n > 0; n = a.failNext.Load() {
+		if a.failNext.CompareAndSwap(n, n-1) {
+			return http.StatusInternalServerError
+		}
+	}
+	q := r.URL.Query()
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/status/"):
+		code, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/status/"))
+		if err != nil || code < 100 || code > 599 {
+			return http.StatusBadRequest
+		}
+		return code
+	case r.URL.Path == "/fail":
+		n, code := queryInt(q, "n", 1), queryInt(q, "code", http.StatusServiceUnavailable)
+		a.keysMu.Lock()
+		a.keys[q.Get("key")]++
+		seen := a.keys[q.Get("key")]
+		a.keysMu.Unlock()
+		if seen <= n {
+			return code
+		}
+	case r.URL.Path == "/delay":
+		t := time.NewTimer(time.Duration(queryInt(q, "ms", 0)) * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+	}
+	return http.StatusOK
+}
+
+// keyCount is how many /fail requests with key the app has seen.
+func (a *apps) keyCount(key string) int {
+	a.keysMu.Lock()
+	defer a.keysMu.Unlock()
+	return a.keys[key]
+}
+
+func queryInt(q url.Values, k string, def int) int {
+	if n, err := strconv.Atoi(q.Get(k)); err == nil {
+		return n
+	}
+	return def
 }
 
 func (a *apps) serveWebSocket(w http.ResponseWriter, r *http.Request) {
