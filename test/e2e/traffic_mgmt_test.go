@@ -451,7 +451,8 @@ func TestResiliencePolicies(t *testing.T) {
 // TestLocalityFailover: with localityLbSetting failover and outlier
 // detection (Istio needs both), the client sends everything to the
 // endpoint in its own zone; when that endpoint's WorkloadGroup probe fails
-// traffic moves to the other region, and comes back when it passes.
+// traffic moves to the other region, and comes back when it passes; the
+// same happens while outlier detection has ejected it.
 func TestLocalityFailover(t *testing.T) {
 	m := startMesh(t, meshOptions{})
 	c := m.egressClient(t)
@@ -475,7 +476,7 @@ func TestLocalityFailover(t *testing.T) {
       localityLbSetting:
         enabled: true
         failover: [{from: us-east, to: us-west}]
-    outlierDetection: {consecutive5xxErrors: 5, interval: 1s, baseEjectionTime: 30s}`))
+    outlierDetection: {consecutive5xxErrors: 5, interval: 1s, baseEjectionTime: 2s}`))
 	waitFor(t, "locality priorities in force", readyTimeout, func() error {
 		cl, err := proxyCluster(m.clientIP, echoCluster)
 		if err != nil {
@@ -537,6 +538,21 @@ func TestLocalityFailover(t *testing.T) {
 		if got := answeredBy(50); got["echo-v1"] != 50 {
 			t.Errorf("50 requests with echo-v1 healthy again answered by %v, want all by echo-v1", got)
 		}
+	})
+	t.Run("an ejected local endpoint fails over too, until its ejection ends", func(t *testing.T) {
+		v1 := m.apps["echo-v1"]
+		v1.failNext.Store(5)
+		t.Cleanup(func() { v1.failNext.Store(0) })
+		// Five 500s from the local endpoint eject it (500 is not in
+		// Istio's default retry policy, so the caller sees each).
+		got := answeredBy(5)
+		if got["error"] != 5 {
+			t.Fatalf("5 requests to a failing echo-v1 answered by %v, want 5 errors", got)
+		}
+		if got := answeredBy(20); got["echo-v2"] != 20 {
+			t.Errorf("20 requests with echo-v1 ejected answered by %v, want all by echo-v2", got)
+		}
+		waitFor(t, "traffic to return to echo-v1 after its ejection", configBound, only("echo-v1"), m.all()...)
 	})
 }
 
