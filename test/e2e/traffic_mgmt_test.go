@@ -656,6 +656,12 @@ func metricSum(t *testing.T, ip, metric string, labels ...string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sumSamples(body, metric, labels...)
+}
+
+// sumSamples adds up the samples of metric in a Prometheus text exposition
+// whose labels contain every one of labels.
+func sumSamples(body, metric string, labels ...string) float64 {
 	var sum float64
 	for line := range strings.Lines(body) {
 		name, rest, ok := strings.Cut(strings.TrimSpace(line), "{")
@@ -670,4 +676,37 @@ func metricSum(t *testing.T, ip, metric string, labels ...string) float64 {
 		}
 	}
 	return sum
+}
+
+func TestSumSamples(t *testing.T) {
+	const body = `# TYPE istio_requests_total counter
+istio_requests_total{reporter="source",response_code="503",response_flags="UO"} 3
+istio_requests_total{reporter="source",response_code="200",response_flags="-"} 7
+istio_requests_total{reporter="destination",response_code="503",response_flags="UO"} 1.5e+00 1700000000000
+istio_requests_total_other{reporter="source",response_flags="UO"} 100
+`
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"one label", []string{`response_flags="UO"`}, 4.5},
+		{"all labels must match", []string{`reporter="source"`, `response_flags="UO"`}, 3},
+		{"no labels: every sample of the metric", nil, 11.5},
+		{"absent", []string{`response_flags="UT"`}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sumSamples(body, "istio_requests_total", tc.labels...); got != tc.want {
+				t.Errorf("sumSamples(%q) = %v, want %v", tc.labels, got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzSumSamples(f *testing.F) {
+	f.Add("m{a=\"x\"} 1\n", "m", "x")
+	f.Add("m{}}{ NaN\n{", "m", "}")
+	f.Fuzz(func(t *testing.T, body, metric, label string) {
+		_ = sumSamples(body, metric, label) // must not panic
+	})
 }
