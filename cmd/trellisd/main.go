@@ -70,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.sec.dataDir, "data-dir", defaultDataDir(), "directory of the CA, the join tokens and root-cert.pem")
 	fs.StringVar(&f.sec.cacertsDir, "cacerts-dir", "", "plugged-in CA in Istio's layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) (default: DATA_DIR/cacerts)")
 	fs.StringVar(&f.sec.trustDomain, "trust-domain", "cluster.local", "trust domain of workload SPIFFE IDs")
+	fs.StringVar(&f.sec.kubeconfig, "kubeconfig", "", "Kubernetes mode for the CSR API: proxies authenticate with service-account tokens checked by TokenReview against this kubeconfig's API server (\"in-cluster\": the pod's own); empty: local mode, join tokens")
 	fs.DurationVar(&f.sec.workloadCertTTL, "workload-cert-ttl", 24*time.Hour, "lifetime of workload certificates")
 	fs.StringVar(&f.monitoringAddr, "monitoring-addr", "127.0.0.1:15014", "address of /metrics, /ready and /debug/*")
 	fs.UintVar(&f.proxyHTTPPort, "proxy-http-port", 15080, "port of each sidecar's HTTP-proxy listener (meshConfig.proxyHttpPort); 0 disables it")

@@ -26,6 +26,7 @@ type secFlags struct {
 	trustDomain     string
 	workloadCertTTL time.Duration
 	secureAddr      string // empty: derived from --xds-addr, see secureAddr
+	kubeconfig      string // non-empty: Kubernetes mode for the CSR API (kube.go)
 }
 
 // defaultDataDir is the per-user state directory trellisd and trellis-proxy
@@ -81,17 +82,22 @@ func newSecurity(f flags, log *slog.Logger, reg prometheus.Registerer, workload 
 	if err != nil {
 		return nil, err
 	}
-	srv, err := certserver.New(certserver.Options{CA: c, Registerer: reg, Logger: log,
-		// Kubernetes mode will put a TokenReview authenticator here.
-		Authenticator: certserver.JoinTokens{Tokens: tokens, Identity: c.Identity,
-			ServiceAccount: func(ns, name string) (string, bool) {
-				w := workload(ns, name)
-				if w == nil {
-					return "", false
-				}
-				return w.ServiceAccount, true
-			}},
-	})
+	var auth certserver.Authenticator = certserver.JoinTokens{Tokens: tokens, Identity: c.Identity,
+		ServiceAccount: func(ns, name string) (string, bool) {
+			w := workload(ns, name)
+			if w == nil {
+				return "", false
+			}
+			return w.ServiceAccount, true
+		}}
+	if f.sec.kubeconfig != "" {
+		if auth, err = kubeAuthenticator(f.sec.kubeconfig, c); err != nil {
+			return nil, err
+		}
+		log.Info("CSR API in Kubernetes mode: service-account tokens checked with TokenReview",
+			"component", "certserver", "kubeconfig", f.sec.kubeconfig, "audience", certserver.DefaultAudience)
+	}
+	srv, err := certserver.New(certserver.Options{CA: c, Registerer: reg, Logger: log, Authenticator: auth})
 	if err != nil {
 		return nil, err
 	}

@@ -7,8 +7,10 @@
 //	               │   given, must chain to the trust bundle and carry an
 //	               │   Istio SPIFFE ID of our trust domain
 //	               ├─ 2a no client cert ──▶ CSR funnel ──▶ gRPC IstioCertificateService
-//	               │        3 Authenticator proves the caller (join token + workload name;
-//	               │          TokenReview in Kubernetes mode) → its SPIFFE ID
+//	               │        3 Authenticator proves the caller → its SPIFFE ID: local mode,
+//	               │          join token + workload name (JoinTokens); Kubernetes mode, the
+//	               │          service-account JWT reviewed by the API server for audience
+//	               │          istio-ca, user system:serviceaccount:NS:SA (TokenReview)
 //	               │        4 ca.Sign(csr, that ID) — a CSR for any other ID is refused, logged
 //	               └─ 2b verified SVID ──▶ xDS funnel ──▶ xdsserver (ADS), shared with 15010
 //

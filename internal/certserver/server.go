@@ -33,7 +33,7 @@ const (
 // Authenticator proves who is calling and returns the only identity the
 // caller may be issued. It reads what it needs from ctx (gRPC metadata, peer).
 // It must be safe for concurrent use and should not block for long.
-// Implementations: JoinTokens (local mode); Kubernetes TokenReview later.
+// Implementations: JoinTokens (local mode), TokenReview (Kubernetes mode).
 type Authenticator interface {
 	Authenticate(ctx context.Context) (spiffeid.ID, error)
 }
