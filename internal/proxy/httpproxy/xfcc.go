@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -43,12 +44,38 @@ func applyXFCC(r *http.Request, x runtime.XFCC) {
 	r.Header[hdrXFCC] = []string{cur}
 }
 
-// currentXFCC describes this hop's client certificate: Hash always, then
-// the parts set_current_client_cert_details asks for.
+// localURIsKey carries, in a connection's context, the URI SANs of the
+// certificate this proxy presented on it.
+type localURIsKey struct{}
+
+// WithLocalURIs returns ctx carrying the URI SANs of the certificate this
+// proxy presented on the connection (Envoy's uriSanLocalCertificate): the
+// listener sets it on TLS connections, and x-forwarded-client-cert names
+// them as By=. Without it the element has no By=.
+func WithLocalURIs(ctx context.Context, uris []string) context.Context {
+	if len(uris) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, localURIsKey{}, uris)
+}
+
+// currentXFCC describes this hop as Envoy does
+// (ConnectionManagerUtility::mutateXfccRequestHeader): By= for each URI SAN
+// of our own certificate, Hash= of the peer's, then the parts
+// set_current_client_cert_details asks for, in Envoy's order (Subject, URI,
+// DNS). URI= names the peer's first URI SAN and is present, if empty, even
+// when it has none.
 func currentXFCC(r *http.Request, x runtime.XFCC) string {
 	c := r.TLS.PeerCertificates[0]
 	sum := sha256.Sum256(c.Raw)
 	var b strings.Builder
+	if by, ok := r.Context().Value(localURIsKey{}).([]string); ok {
+		for _, u := range by {
+			b.WriteString("By=")
+			b.WriteString(u)
+			b.WriteByte(';')
+		}
+	}
 	b.WriteString("Hash=")
 	b.WriteString(hex.EncodeToString(sum[:]))
 	if x.Subject {
@@ -57,9 +84,9 @@ func currentXFCC(r *http.Request, x runtime.XFCC) string {
 		b.WriteByte('"')
 	}
 	if x.URI {
-		for _, u := range c.URIs {
-			b.WriteString(";URI=")
-			b.WriteString(u.String())
+		b.WriteString(";URI=")
+		if len(c.URIs) > 0 {
+			b.WriteString(c.URIs[0].String())
 		}
 	}
 	if x.DNS {

@@ -3,6 +3,7 @@ package listener
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,42 @@ type chainState struct {
 	http *httpproxy.Handler // HTTP chains
 	tcp  *tcpproxy.Route    // TCP chains
 	key  string             // identity across configs, to keep handlers
+
+	local atomic.Pointer[localCert] // URI SANs of the certificate served, by certificate
+}
+
+// localCert is a served certificate and its URI SANs.
+type localCert struct {
+	cert *tls.Certificate
+	uris []string
+}
+
+// localURIs returns the URI SANs of the chain's (first) certificate as it
+// is now, for x-forwarded-client-cert's By= (Envoy's
+// uriSanLocalCertificate). Parsed once per certificate: rotation swaps it.
+func (cs *chainState) localURIs(secrets runtime.Secrets) []string {
+	if secrets == nil || cs.fc.TLS == nil || len(cs.fc.TLS.CertSecrets) == 0 {
+		return nil
+	}
+	c, err := secrets.Certificate(cs.fc.TLS.CertSecrets[0])
+	if err != nil || c == nil || len(c.Certificate) == 0 {
+		return nil
+	}
+	if lc := cs.local.Load(); lc != nil && lc.cert == c {
+		return lc.uris
+	}
+	leaf := c.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return nil
+		}
+	}
+	lc := &localCert{cert: c}
+	for _, u := range leaf.URIs {
+		lc.uris = append(lc.uris, u.String())
+	}
+	cs.local.Store(lc)
+	return lc.uris
 }
 
 type chainCtxKey struct{}
@@ -79,8 +116,12 @@ func newBound(ln net.Listener, l *runtime.Listener, log *slog.Logger, opts *Opti
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.srv = httpproxy.NewServer(http.HandlerFunc(b.serveHTTP), httpproxy.ServerOptions{Logger: log, BaseContext: b.ctx})
 	b.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		if cs, ok := b.pending.LoadAndDelete(c); ok {
-			return context.WithValue(ctx, chainCtxKey{}, cs)
+		if v, ok := b.pending.LoadAndDelete(c); ok {
+			cs := v.(*chainState)
+			ctx = context.WithValue(ctx, chainCtxKey{}, cs)
+			if cs.tls != nil {
+				ctx = httpproxy.WithLocalURIs(ctx, cs.localURIs(b.secrets))
+			}
 		}
 		return ctx
 	}
