@@ -415,7 +415,12 @@ spec:
 			code, body, err := rawGet(m.clientIP, portHTTP, "/", map[string]string{"Authorization": "Bearer " + tok})
 			want := http.StatusUnauthorized
 			if name == "wrong audience" {
-				want = http.StatusForbidden // Envoy: JwtAudienceNotAllowed is 403
+				// Envoy's jwt_authn answers JwtAudienceNotAllowed with 403
+				// and its status string; every other failure is 401.
+				want = http.StatusForbidden
+				if body != "Audiences in Jwt are not allowed" {
+					t.Errorf("wrong audience body = %q, want Envoy's %q", tail(body, 200), "Audiences in Jwt are not allowed")
+				}
 			}
 			if err != nil || code != want {
 				t.Errorf("forged token (%s) = %d, %v, %q; want %d", name, code, err, tail(body, 200), want)
