@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,7 +53,9 @@ func do(t testing.TB, h *Handler, flags *string, r *http.Request) result {
 	t.Helper()
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
+	flagsMu.Lock()
 	res := result{code: w.Code, body: w.Body.String(), header: w.Header(), flags: *flags}
+	flagsMu.Unlock()
 	if w.Header().Get("X-Backend") != "" {
 		s := decode(t, strings.NewReader(res.body))
 		res.up = &s
@@ -60,9 +63,17 @@ func do(t testing.TB, h *Handler, flags *string, r *http.Request) result {
 	return res
 }
 
+// flagsMu guards the flags handlerWith records: requests may finish
+// concurrently (TestFaultDelayDoesNotBlockOthers).
+var flagsMu sync.Mutex
+
 func handlerWith(t testing.TB, cfg *runtime.Config, cache *jwt.Cache) (*Handler, *string) {
 	flags := new(string)
-	h := newHandler(t, cfg, Options{JWKS: cache, OnDone: func(_ *http.Request, info *RequestInfo) { *flags = info.Flags }})
+	h := newHandler(t, cfg, Options{JWKS: cache, OnDone: func(_ *http.Request, info *RequestInfo) {
+		flagsMu.Lock()
+		*flags = info.Flags
+		flagsMu.Unlock()
+	}})
 	return h, flags
 }
 
