@@ -18,9 +18,9 @@ build:
 demo: build
 	$(BIN)/trellis demo --dir .demo
 
-## test: vet and every test, including end-to-end tests with real processes on loopback
+## test: gofmt, vet and every test under the race detector, including end-to-end tests with real processes on loopback
 test: vet
-	$(GO) test -count=1 -timeout 25m $(TESTFLAGS) $(PKGS)
+	$(GO) test -race -count=1 -timeout 25m $(TESTFLAGS) $(PKGS)
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
