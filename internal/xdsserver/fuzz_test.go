@@ -34,6 +34,6 @@ func FuzzBuild(f *testing.F) {
 		build(&translator.Resources{
 			Listeners: map[string]proto.Message{l.GetName(): l},
 			Routes:    map[string]proto.Message{"9080": routeTo("9080", "c")},
-		}, "fuzz", quiet)
+		}, "fuzz", quiet, newInterner())
 	})
 }

@@ -178,7 +178,7 @@ func (s *Server) compute(n *node) {
 			"version", snap.Version, "err", err)
 		return
 	}
-	cs, vers := build(res, n.id, s.log)
+	cs, vers := build(res, n.id, s.log, s.shared)
 	n.snapVersion.Store(snap.Version)
 	if n.set && vers == n.vers {
 		return // nothing this proxy sees changed

@@ -60,7 +60,9 @@ type validator interface{ Validate() error }
 // The cache's Consistent() is deliberately not called: it requires every RDS
 // resource to be referenced by an HttpConnectionManager in a socket listener
 // and rejects the API listeners that proxyless gRPC clients get.
-func build(r *translator.Resources, node string, log *slog.Logger) (*cachev3.Snapshot, versions) {
+//
+// Identical resources are shared between proxies through shared (nil: none).
+func build(r *translator.Resources, node string, log *slog.Logger, shared *interner) (*cachev3.Snapshot, versions) {
 	var (
 		snap cachev3.Snapshot
 		vers versions
@@ -102,13 +104,14 @@ func build(r *translator.Resources, node string, log *slog.Logger) (*cachev3.Sna
 					"name", name, "err", err)
 				continue
 			}
-			// Length-prefix each field so that ("ab","c") and ("a","bc") differ.
+			d := digestOf(st.url, b)
+			m = shared.intern(d, m)
+			// Length-prefix the name so that ("ab","c") and ("a","bc") differ;
+			// the digest has a fixed length.
 			binary.BigEndian.PutUint64(lenBuf[:], uint64(len(name)))
 			h.Write(lenBuf[:])
 			h.Write([]byte(name))
-			binary.BigEndian.PutUint64(lenBuf[:], uint64(len(b)))
-			h.Write(lenBuf[:])
-			h.Write(b)
+			h.Write(d[:])
 			items = append(items, m)
 			kept[i][name] = m
 		}

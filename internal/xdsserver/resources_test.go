@@ -25,7 +25,7 @@ func TestBuild(t *testing.T) {
 	base := func() *translator.Resources {
 		return &translator.Resources{Clusters: map[string]proto.Message{c1: edsCluster(c1, time.Second), c2: edsCluster(c2, time.Second)}}
 	}
-	_, baseVers := build(base(), "n", quiet)
+	_, baseVers := build(base(), "n", quiet, nil)
 
 	tests := []struct {
 		name         string
@@ -48,7 +48,7 @@ func TestBuild(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			snap, vers := build(tc.in, "n", quiet)
+			snap, vers := build(tc.in, "n", quiet, nil)
 			got := slices.Sorted(maps.Keys(snap.GetResources(resourcev3.ClusterType)))
 			if got == nil {
 				got = []string{}
@@ -157,7 +157,7 @@ func TestBuildDropsUnreferenced(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			snap, _ := build(tc.in, "n", quiet)
+			snap, _ := build(tc.in, "n", quiet, nil)
 			got := func(typeURL string) []string {
 				return slices.Sorted(maps.Keys(snap.GetResources(typeURL)))
 			}

@@ -58,6 +58,7 @@ type Server struct {
 	ctx    context.Context // cancelled by Close; ends streams and the push loop
 	cancel context.CancelFunc
 	kick   chan struct{} // capacity 1: a pending "recompute everything"
+	shared *interner     // identical resources, shared between proxies
 
 	mu      sync.Mutex
 	latest  *snapshot.Snapshot
@@ -97,6 +98,7 @@ func New(opts Options) (*Server, error) {
 		log:     log,
 		metrics: m,
 		kick:    make(chan struct{}, 1),
+		shared:  newInterner(),
 		nodes:   make(map[string]*node),
 		streams: make(map[streamKey]*stream),
 	}
@@ -254,4 +256,5 @@ func (s *Server) pushAll() {
 		}
 		s.compute(n)
 	}
+	s.shared.sweep()
 }
