@@ -15,6 +15,7 @@ import (
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
+	localrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	httprbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	netrbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
@@ -151,6 +152,11 @@ func parseHTTPFilter(path string, f *hcmv3.HttpFilter) (*runtime.HTTPFilter, err
 		var m extauthzv3.ExtAuthz
 		if err = unmarshalTyped(tc, extAuthzType, &m); err == nil {
 			out.ExtAuthz, err = parseExtAuthz(path+".typed_config", &m)
+		}
+	case localRateLimitType:
+		var m localrlv3.LocalRateLimit
+		if err = unmarshalTyped(tc, localRateLimitType, &m); err == nil {
+			out.RateLimit, err = parseLocalRateLimit(path+".typed_config", &m, false)
 		}
 	default:
 		if f.GetIsOptional() {
@@ -606,6 +612,11 @@ func parseFilterOverride(path string, a *anypb.Any, optional bool) (*runtime.Fil
 				}
 				o.ExtAuthzContext = cs.GetContextExtensions()
 			}
+		}
+	case localRateLimitType:
+		var m localrlv3.LocalRateLimit
+		if err = unmarshalTyped(a, localRateLimitType, &m); err == nil {
+			o.RateLimit, err = parseLocalRateLimit(path, &m, true)
 		}
 	default:
 		if optional {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -39,6 +40,11 @@ type filterChain struct {
 type filterDeps struct {
 	jwks *jwt.Cache
 	cfg  *Config
+	// prev is the chain this one replaces (nil: none); stateful filters
+	// (local rate limit buckets) carry their state over.
+	prev  *filterChain
+	table *table           // the listener's route table; nil: none
+	now   func() time.Time // nil: time.Now
 }
 
 // newFilterChain compiles l's filters; nil when l has none, so the request
@@ -61,12 +67,27 @@ func newFilterChain(l *runtime.HTTPListener, deps filterDeps) *filterChain {
 			hf = &rbacFilter{cfg: f.RBAC}
 		case f.ExtAuthz != nil:
 			hf = newExtAuthzFilter(f.ExtAuthz, deps.cfg)
+		case f.RateLimit != nil:
+			hf = newRateLimitFilter(f.Name, f.RateLimit, deps.table, deps.prev.rateLimit(f.Name), deps.now)
 		default:
 			continue
 		}
 		fc.filters = append(fc.filters, chainFilter{name: f.Name, disabled: f.Disabled, f: hf})
 	}
 	return fc
+}
+
+// rateLimit returns fc's local rate limit filter named name, or nil.
+func (fc *filterChain) rateLimit(name string) *rateLimitFilter {
+	if fc == nil {
+		return nil
+	}
+	for _, cf := range fc.filters {
+		if rl, ok := cf.f.(*rateLimitFilter); ok && cf.name == name {
+			return rl
+		}
+	}
+	return nil
 }
 
 // filterCtx is one request's view while the chain runs.

@@ -95,7 +95,11 @@ func (h *Handler) Update(cfg *Config, l *runtime.Listener) {
 	st := &state{cfg: cfg, l: l.HTTP, dir: l.Direction & 1}
 	if l.HTTP != nil {
 		st.table = cfg.tables[l.HTTP.RouteName]
-		st.filters = newFilterChain(l.HTTP, filterDeps{jwks: h.jwks, cfg: cfg})
+		var prev *filterChain
+		if old := h.state.Load(); old != nil {
+			prev = old.filters
+		}
+		st.filters = newFilterChain(l.HTTP, filterDeps{jwks: h.jwks, cfg: cfg, prev: prev, table: st.table})
 	}
 	h.state.Store(st)
 }

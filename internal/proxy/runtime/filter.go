@@ -14,6 +14,7 @@ const (
 	FilterJWT         = "envoy.filters.http.jwt_authn"
 	FilterRBAC        = "envoy.filters.http.rbac"
 	FilterExtAuthz    = "envoy.filters.http.ext_authz"
+	FilterRateLimit   = "envoy.filters.http.local_ratelimit"
 	FilterNetworkRBAC = "envoy.filters.network.rbac"
 )
 
@@ -33,6 +34,8 @@ type HTTPFilter struct {
 	JWT      *JWTAuthn
 	RBAC     *RBACFilter
 	ExtAuthz *ExtAuthz
+	// RateLimit is envoy.filters.http.local_ratelimit.
+	RateLimit *RateLimit
 }
 
 // FilterOverride is one typed_per_filter_config entry of a route or virtual
@@ -54,6 +57,38 @@ type FilterOverride struct {
 	JWTRequirement string
 	// ExtAuthzContext is added to the check request's context_extensions.
 	ExtAuthzContext map[string]string
+	// RateLimit replaces the filter's config; its bucket is the route's
+	// (or virtual host's) own, as in Envoy.
+	RateLimit *RateLimit
+}
+
+// RateLimit is envoy.filters.http.local_ratelimit (LocalRateLimit): a token
+// bucket per filter, or per route or virtual host for an override.
+type RateLimit struct {
+	// Bucket is the token bucket; nil (the filter's config may omit it)
+	// limits nothing.
+	Bucket *TokenBucket
+	// Enabled is the share of requests the filter checks (consuming a
+	// token) and Enforced the share of limited ones it answers; both are 0%
+	// when unset, as in Envoy (filter_enabled, filter_enforced).
+	Enabled, Enforced Percent
+	// Status answers limited requests; 429 when unset or below 400.
+	Status int
+	// ResponseHeaders edit the limited response (response_headers_to_add).
+	ResponseHeaders HeaderMutation
+	// RequestHeaders edit limited requests that are not enforced and go
+	// upstream (request_headers_to_add_when_not_enforced).
+	RequestHeaders HeaderMutation
+	// ResourceExhausted answers limited gRPC calls with RESOURCE_EXHAUSTED
+	// instead of UNAVAILABLE (rate_limited_as_resource_exhausted).
+	ResourceExhausted bool
+}
+
+// TokenBucket is envoy.type.v3.TokenBucket. The bucket starts full.
+type TokenBucket struct {
+	MaxTokens     uint32        // 0: every request is limited
+	TokensPerFill uint32        // at least 1
+	FillInterval  time.Duration // positive
 }
 
 // Percent is a fractional percentage in parts per million.
