@@ -15,6 +15,15 @@
 //	TRL0105 Warning a Gateway server host that no VirtualService routes
 //	TRL0106 Error   route weights that do not add up to 100
 //	TRL0107 Warning a DestinationRule subset that selects none of the service's endpoints
+//	TRL0201 Warning a workload that accepts traffic from no workload in the mesh (a lock-out)
+//	TRL0202 Warning an AuthorizationPolicy that selects no workload
+//
+// The TRL02xx checks (Authorization) and Access share the proxy's
+// authorization engine (issue 4, point 8): each destination's inbound
+// listeners are translated as trellisd sends them (internal/translator) and
+// their RBAC filters are run through internal/authz for every caller's
+// SPIFFE identity with a GET /. They cost one translation per workload, so
+// `trellis analyze` runs them and trellisd's config log does not.
 //
 // Host names resolve as Istio resolves them (a short name is in the
 // resource's namespace); DestinationRules are matched by host across
