@@ -26,14 +26,17 @@ type builder struct {
 	addr    string             // the workload's address, else the node's IP; may be empty
 	labels  map[string]string  // the workload's labels; nil without one
 	sidecar *networkingv1.Sidecar
-	visible []*registry.Service // sorted by Hostname, then Namespace
-	meshVS  []*config.Resource  // VirtualServices bound to "mesh" and exported to ns
+	visible []*registry.Service          // sorted by Hostname, then Namespace
+	meshVS  []*config.Resource           // VirtualServices bound to "mesh" and exported to ns
+	byHost  map[string]*registry.Service // service's answers, built on first use
+	cache   *Cache                       // proxy-independent work (cache.go); nil: none
 	out     *Resources
 }
 
-func newBuilder(s *snapshot.Snapshot, p Proxy) *builder {
+func newBuilder(s *snapshot.Snapshot, p Proxy, c *Cache) *builder {
 	b := &builder{
 		snap:  s,
+		cache: c,
 		reg:   cmp.Or(s.Registry, &registry.Registry{}),
 		mesh:  s.Mesh,
 		proxy: p,
@@ -271,19 +274,17 @@ func (b *builder) virtualServiceFor(vss []*config.Resource, host string) *config
 // service returns the visible service with hostname host, preferring one in
 // the proxy's namespace, or nil.
 func (b *builder) service(host string) *registry.Service {
-	var found *registry.Service
-	for _, s := range b.visible {
-		if s.Hostname != host {
-			continue
-		}
-		if s.Namespace == b.ns {
-			return s
-		}
-		if found == nil {
-			found = s
+	if b.byHost == nil {
+		// Routes look up a service per route: index once, not a scan each
+		// time (issue 5: 1000 services made this quadratic).
+		b.byHost = make(map[string]*registry.Service, len(b.visible))
+		for _, s := range b.visible {
+			if cur, ok := b.byHost[s.Hostname]; !ok || (cur.Namespace != b.ns && s.Namespace == b.ns) {
+				b.byHost[s.Hostname] = s
+			}
 		}
 	}
-	return found
+	return b.byHost[host]
 }
 
 // servicesOnPort returns the visible services (in order) that serve port with

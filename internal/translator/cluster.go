@@ -19,15 +19,13 @@ import (
 func (b *builder) buildClusters() {
 	for _, svc := range b.visible {
 		dr := b.destinationRule(svc)
-		eps := b.reg.EndpointsOf(svc)
-		for _, port := range svc.Ports {
-			b.addOutboundCluster(svc, port, "", nil, eps, mergePolicy(nil, dr.GetTrafficPolicy(), port.Number))
-			for _, ss := range dr.GetSubsets() {
+		for pi := range svc.Ports {
+			b.addOutboundCluster(svc, dr, pi, -1)
+			for si, ss := range dr.GetSubsets() {
 				if ss.GetName() == "" {
 					continue
 				}
-				pol := mergePolicy(dr.GetTrafficPolicy(), ss.GetTrafficPolicy(), port.Number)
-				b.addOutboundCluster(svc, port, ss.GetName(), ss.GetLabels(), eps, pol)
+				b.addOutboundCluster(svc, dr, pi, si)
 			}
 		}
 	}
@@ -39,24 +37,51 @@ func (b *builder) buildClusters() {
 	}
 }
 
-func (b *builder) addOutboundCluster(svc *registry.Service, port registry.Port, subset string, labels map[string]string,
-	eps []*registry.Endpoint, pol trafficPolicy) {
+// addOutboundCluster adds the cluster of svc.Ports[pi] for DestinationRule
+// dr's subset si (-1: none), from the cache when another proxy needed the
+// same one.
+func (b *builder) addOutboundCluster(svc *registry.Service, dr *networkingv1.DestinationRule, pi, si int) {
+	port := svc.Ports[pi]
+	var (
+		subset string
+		labels map[string]string
+		pol    = mergePolicy(nil, dr.GetTrafficPolicy(), port.Number)
+	)
+	if si >= 0 {
+		ss := dr.GetSubsets()[si]
+		subset, labels = ss.GetName(), ss.GetLabels()
+		pol = mergePolicy(dr.GetTrafficPolicy(), ss.GetTrafficPolicy(), port.Number)
+	}
 	name := clusterName(port.Number, subset, svc.Hostname)
 	if _, dup := b.out.Clusters[name]; dup {
 		// Two visible services share a hostname (different namespaces): the
 		// first, in the proxy's own namespace when there is one, wins.
 		return
 	}
+	k := clusterKey{svc: svc, port: pi, subset: si, dr: dr, proxyless: b.proxy.Type == Proxyless, locality: b.localityKey(pol)}
+	oc := memo(b.cache, b.snap, cacheClusters, k, func() outboundCluster {
+		return b.newOutboundCluster(name, svc, port, subset, labels, pol)
+	})
+	b.out.Clusters[name] = oc.cluster
+	if oc.eds != nil {
+		b.out.Endpoints[name] = oc.eds
+	}
+}
+
+// newOutboundCluster builds cluster name and, when it is EDS, its
+// ClusterLoadAssignment. Everything it reads of the proxy is in clusterKey
+// (cache.go).
+func (b *builder) newOutboundCluster(name string, svc *registry.Service, port registry.Port, subset string,
+	labels map[string]string, pol trafficPolicy) outboundCluster {
 	c := &clusterv3.Cluster{
 		Name:           name,
 		ConnectTimeout: duration(defaultConnectTimeout),
 	}
-	cla := loadAssignment(name, port, eps, labels, b.failoverPriority(pol))
+	cla := loadAssignment(name, port, b.reg.EndpointsOf(svc), labels, b.failoverPriority(pol))
 	b.setDiscovery(c, svc, cla) // external.go: EDS, STRICT_DNS, LOGICAL_DNS or ORIGINAL_DST
 	applyPolicy(c, pol, svc, port)
 	if c.GetType() == clusterv3.Cluster_ORIGINAL_DST {
-		b.out.Clusters[name] = c // PASSTHROUGH: no endpoints
-		return
+		return outboundCluster{cluster: c} // PASSTHROUGH: no endpoints
 	}
 	if c.LoadAssignment != nil {
 		cla = c.LoadAssignment // DNS clusters carry theirs inline
@@ -64,9 +89,9 @@ func (b *builder) addOutboundCluster(svc *registry.Service, port registry.Port, 
 	b.applyLocalityLB(c, cla, pol)
 	b.upstreamTLS(c, svc, port, subset) // security_mtls.go: ISTIO_MUTUAL and auto mTLS
 	if c.GetType() == clusterv3.Cluster_EDS {
-		b.out.Endpoints[name] = cla
+		return outboundCluster{cluster: c, eds: cla}
 	}
-	b.out.Clusters[name] = c
+	return outboundCluster{cluster: c}
 }
 
 // inboundCluster is inbound|PORT||: STATIC, one endpoint, the app.
@@ -103,6 +128,12 @@ func inboundCluster(port uint32, host string, appPort uint32, http bool) *cluste
 // exported to the proxy's namespace; within a namespace an exact host beats
 // the most specific wildcard.
 func (b *builder) destinationRule(svc *registry.Service) *networkingv1.DestinationRule {
+	return memo(b.cache, b.snap, cacheDRs, drKey{ns: b.ns, svc: svc}, func() *networkingv1.DestinationRule {
+		return b.findDestinationRule(svc)
+	})
+}
+
+func (b *builder) findDestinationRule(svc *registry.Service) *networkingv1.DestinationRule {
 	for _, ns := range []string{b.ns, svc.Namespace, b.mesh.RootNamespace} {
 		if ns == "" {
 			continue

@@ -43,7 +43,14 @@ func (b *builder) serviceRoutes(svc *registry.Service, port uint32, vss []*confi
 	if vs := b.virtualServiceFor(vss, svc.Hostname); vs != nil {
 		return b.withHashPolicies(b.vsRoutes(vs, port, "mesh"))
 	}
-	return b.withHashPolicies([]*routev3.Route{defaultRoute(port, svc.Hostname)})
+	// The default route reads nothing of the proxy but the DestinationRule
+	// that gives it a hash policy (clusterHashPolicy's), so proxies share it.
+	build := func() []*routev3.Route { return b.withHashPolicies([]*routev3.Route{defaultRoute(port, svc.Hostname)}) }
+	hs := b.anyService(svc.Hostname)
+	if hs == nil {
+		return build()
+	}
+	return memo(b.cache, b.snap, cacheRoutes, routeKey{host: svc.Hostname, port: port, dr: b.destinationRule(hs)}, build)
 }
 
 // domainSet keeps virtual host domains unique within one

@@ -76,7 +76,11 @@ func metadataString(n *corev3.Node, key string) string {
 // the snapshot holds only validated config. Unknown proxies (no workload) get
 // the outbound view of the default namespace without inbound listeners.
 func Translate(s *snapshot.Snapshot, p Proxy) *Resources {
-	b := newBuilder(s, p)
+	return translate(s, p, nil)
+}
+
+func translate(s *snapshot.Snapshot, p Proxy, c *Cache) *Resources {
+	b := newBuilder(s, p, c)
 	b.buildClusters()
 	switch p.Type {
 	case Proxyless:
