@@ -3,11 +3,14 @@ package xdsserver
 import (
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/trellis-mesh/trellis/internal/translator"
@@ -70,5 +73,69 @@ func TestBuildVersionsDoNotDependOnSharing(t *testing.T) {
 	_, without := build(internFixture(time.Second), "a", internLog, nil)
 	if with != without {
 		t.Errorf("versions differ with sharing: %v vs %v", with, without)
+	}
+}
+
+// sharedFixture is a translation whose cluster and endpoints are shared
+// pointers, as translator.TranslateCached hands them to every proxy, with a
+// per-proxy listener and route table, and optionally an invalid shared
+// cluster.
+type sharedFixture struct {
+	cluster, bad proto.Message
+	cla          proto.Message
+}
+
+func newSharedFixture() sharedFixture {
+	return sharedFixture{
+		cluster: edsCluster(internCluster, time.Second),
+		bad:     edsCluster("outbound|80||bad.default.svc.cluster.local", -time.Second), // connect_timeout must be > 0
+		cla:     loadAssignment(internCluster, "127.0.20.1", 9080),
+	}
+}
+
+func (f sharedFixture) resources(t *testing.T, node string) *translator.Resources {
+	return &translator.Resources{
+		Clusters:  map[string]proto.Message{internCluster: f.cluster, "outbound|80||bad.default.svc.cluster.local": f.bad},
+		Endpoints: map[string]proto.Message{internCluster: f.cla},
+		Listeners: map[string]proto.Message{"api": apiListener(t, "api", "r-"+node)},
+		Routes:    map[string]proto.Message{"r-" + node: routeTo("r-"+node, internCluster)},
+	}
+}
+
+// TestBuildRemembersSharedMessages: a cluster or endpoints message seen
+// again by identity is not encoded again, the result is what build gives
+// without any sharing, invalid messages are never remembered, and the
+// per-proxy types are not remembered at all.
+func TestBuildRemembersSharedMessages(t *testing.T) {
+	f := newSharedFixture()
+	shared := newInterner()
+	for _, node := range []string{"a", "b", "c"} {
+		t.Run(node, func(t *testing.T) {
+			got, gotVers := build(f.resources(t, node), node, internLog, shared)
+			want, wantVers := build(f.resources(t, node), node, internLog, nil)
+			if gotVers != wantVers {
+				t.Errorf("versions %v, want %v (as without sharing)", gotVers, wantVers)
+			}
+			for _, st := range servedTypes {
+				g, w := got.GetResources(st.url), want.GetResources(st.url)
+				if diff := cmp.Diff(slices.Sorted(maps.Keys(w)), slices.Sorted(maps.Keys(g))); diff != "" {
+					t.Errorf("%s names (-unshared +shared):\n%s", st.url, diff)
+				}
+			}
+			if builtCluster(t, got) != f.cluster {
+				t.Error("the shared cluster was not handed out as is")
+			}
+		})
+	}
+	shared.mu.Lock()
+	known := slices.Collect(maps.Keys(shared.known))
+	shared.mu.Unlock()
+	if len(known) != 2 || !slices.Contains(known, f.cluster) || !slices.Contains(known, f.cla) {
+		t.Errorf("remembered %d messages, want exactly the valid shared cluster and endpoints", len(known))
+	}
+	shared.sweep()
+	shared.sweep()
+	if n := len(shared.known); n != 0 {
+		t.Errorf("after a push that used nothing: %d remembered, want 0", n)
 	}
 }

@@ -91,21 +91,22 @@ func build(r *translator.Resources, node string, log *slog.Logger, shared *inter
 				log.Warn("dropping unreferenced resource", "node", node, "type", typeLabel(st.url), "name", name)
 				continue
 			}
-			if v, ok := m.(validator); ok {
-				if err := v.Validate(); err != nil {
-					log.Error("dropping invalid resource", "node", node, "type", typeLabel(st.url),
-						"name", name, "err", err)
-					continue
+			d, known := digest{}, false
+			if byIdentity[i] {
+				var sm proto.Message
+				if sm, d, known = shared.lookup(m); known {
+					m = sm // shared by the translator and encoded for another proxy
 				}
 			}
-			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-			if err != nil {
-				log.Error("dropping unencodable resource", "node", node, "type", typeLabel(st.url),
-					"name", name, "err", err)
-				continue
+			if !known {
+				var ok bool
+				if m, d, ok = encode(st.url, m, node, name, log, shared); !ok {
+					continue
+				}
+				if byIdentity[i] {
+					shared.remember(in[i][name], d)
+				}
 			}
-			d := digestOf(st.url, b)
-			m = shared.intern(d, m)
 			// Length-prefix the name so that ("ab","c") and ("a","bc") differ;
 			// the digest has a fixed length.
 			binary.BigEndian.PutUint64(lenBuf[:], uint64(len(name)))
@@ -119,6 +120,38 @@ func build(r *translator.Resources, node string, log *slog.Logger, shared *inter
 		snap.Resources[st.slot] = cachev3.NewResources(vers[i], items)
 	}
 	return &snap, vers
+}
+
+// byIdentity marks the types, in servedTypes order, whose messages the
+// translator shares between proxies (translator.TranslateCached): their
+// digests are remembered by identity. Listeners and route tables are built
+// per proxy; remembering them would only keep garbage alive.
+var byIdentity = [len(servedTypes)]bool{true, true, false, false}
+
+// encode returns the shared message equal to m and its digest: m itself
+// when it is the first of its kind, then validated. An equal message was
+// validated when it was first interned, so a known digest skips Validate,
+// which costs more than the encoding for large route tables (the domain
+// regexes). False (after logging) when m is invalid or cannot be encoded.
+func encode(typeURL string, m proto.Message, node, name string, log *slog.Logger, shared *interner) (proto.Message, digest, bool) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		log.Error("dropping unencodable resource", "node", node, "type", typeLabel(typeURL),
+			"name", name, "err", err)
+		return nil, digest{}, false
+	}
+	d := digestOf(typeURL, b)
+	if sm, ok := shared.get(d); ok {
+		return sm, d, true
+	}
+	if v, ok := m.(validator); ok {
+		if err := v.Validate(); err != nil {
+			log.Error("dropping invalid resource", "node", node, "type", typeLabel(typeURL),
+				"name", name, "err", err)
+			return nil, digest{}, false
+		}
+	}
+	return shared.intern(d, m), d, true
 }
 
 // edsReferences returns the EDS service names of the EDS clusters; a

@@ -27,8 +27,11 @@ type Options struct {
 	// Serve ignores it.
 	Addr string
 	// Translate computes one proxy's resources. It must be pure and safe for
-	// concurrent use; a panic is recovered, logged, and the proxy keeps its
-	// previous resources. Nil means translator.Translate.
+	// concurrent use, and must not modify a message once returned (the
+	// server remembers shared messages by identity); a panic is recovered,
+	// logged, and the proxy keeps its previous resources. Nil means
+	// translator.TranslateCached with a cache the server owns, so that a push
+	// builds each shared cluster once, not once per proxy (issue 5).
 	Translate func(*snapshot.Snapshot, translator.Proxy) *translator.Resources
 	// ParseNode reads a proxy's identity from its xDS node. Nil means
 	// translator.ParseNode.
@@ -77,7 +80,10 @@ func New(opts Options) (*Server, error) {
 		opts.Addr = "127.0.0.1:15010"
 	}
 	if opts.Translate == nil {
-		opts.Translate = translator.Translate
+		c := translator.NewCache()
+		opts.Translate = func(s *snapshot.Snapshot, p translator.Proxy) *translator.Resources {
+			return translator.TranslateCached(s, p, c)
+		}
 	}
 	if opts.ParseNode == nil {
 		opts.ParseNode = translator.ParseNode
