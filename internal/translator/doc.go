@@ -1,6 +1,9 @@
 // Package translator turns one immutable snapshot into the Envoy v3 resources
 // one proxy needs. It is pure: the same snapshot and proxy always give the same
-// resources, nothing is read from anywhere else, and nothing is cached here.
+// resources, and nothing is read from anywhere else. TranslateCached shares
+// the proxy-independent part (outbound clusters, their endpoints, default
+// routes, the DestinationRule chosen) between the proxies of one snapshot
+// through a Cache (cache.go); its results equal Translate's.
 //
 //	*snapshot.Snapshot + Proxy (ParseNode reads it from the xDS node)
 //	  1 find the proxy's workload and the Sidecar that selects it      builder.go

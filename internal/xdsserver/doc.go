@@ -6,9 +6,13 @@
 //	config source ──Update(snapshot)──▶ latest (latest wins, never blocks)
 //	                                      │ 2 kick (one slot: bursts coalesce)
 //	                                      ▼
-//	  1 first request of a new node ──▶ compute(node) ◀── push loop: every node
-//	                                      │ 3 Translate(snapshot, proxy)
-//	                                      │ 4 Validate() each resource; drop + log the bad;
+//	  1 first request of a new node ──▶ compute(node) ◀── push loop: every node,
+//	                                      │                one worker per CPU
+//	                                      │ 3 TranslateCached(snapshot, proxy, cache):
+//	                                      │   clusters/endpoints shared between proxies
+//	                                      │ 4 Validate() each new resource; drop + log the bad;
+//	                                      │   identical ones shared (intern.go), shared
+//	                                      │   messages encoded once per push
 //	                                      │   drop routes/endpoints nothing kept references
 //	                                      │ 5 version per type = hash of its resources
 //	                                      │ 6 unchanged? stop: this proxy is not affected

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -248,7 +250,9 @@ func (s *Server) loop() {
 	}
 }
 
-// pushAll recomputes every known node against the latest snapshot.
+// pushAll recomputes every known node against the latest snapshot, on one
+// worker per CPU (nodes are independent; each node's computations stay
+// serialised by node.mu). It returns when every worker has.
 func (s *Server) pushAll() {
 	s.mu.Lock()
 	nodes := make([]*node, 0, len(s.nodes))
@@ -256,11 +260,20 @@ func (s *Server) pushAll() {
 		nodes = append(nodes, n)
 	}
 	s.mu.Unlock()
-	for _, n := range nodes {
-		if s.ctx.Err() != nil {
-			return
-		}
-		s.compute(n)
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), len(nodes)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(nodes)) && s.ctx.Err() == nil; i = next.Add(1) - 1 {
+				s.compute(nodes[i])
+			}
+		})
+	}
+	wg.Wait()
+	if s.ctx.Err() != nil {
+		return
 	}
 	s.shared.sweep()
 }
