@@ -58,10 +58,15 @@ func (b *builder) addOutboundCluster(svc *registry.Service, dr *networkingv1.Des
 		// first, in the proxy's own namespace when there is one, wins.
 		return
 	}
-	k := clusterKey{svc: svc, port: pi, subset: si, dr: dr, proxyless: b.proxy.Type == Proxyless, locality: b.localityKey(pol)}
-	oc := memo(b.cache, b.snap, cacheClusters, k, func() outboundCluster {
-		return b.newOutboundCluster(name, svc, port, subset, labels, pol)
-	})
+	var oc outboundCluster
+	if b.cache == nil {
+		oc = b.newOutboundCluster(name, svc, port, subset, labels, pol)
+	} else {
+		k := clusterKey{svc: svc, port: pi, subset: si, dr: dr, proxyless: b.proxy.Type == Proxyless, locality: b.localityKey(pol)}
+		oc = memo(b.cache, b.snap, cacheClusters, k, func() outboundCluster {
+			return b.newOutboundCluster(name, svc, port, subset, labels, pol)
+		})
+	}
 	b.out.Clusters[name] = oc.cluster
 	if oc.eds != nil {
 		b.out.Endpoints[name] = oc.eds
@@ -128,6 +133,9 @@ func inboundCluster(port uint32, host string, appPort uint32, http bool) *cluste
 // exported to the proxy's namespace; within a namespace an exact host beats
 // the most specific wildcard.
 func (b *builder) destinationRule(svc *registry.Service) *networkingv1.DestinationRule {
+	if b.cache == nil {
+		return b.findDestinationRule(svc)
+	}
 	return memo(b.cache, b.snap, cacheDRs, drKey{ns: b.ns, svc: svc}, func() *networkingv1.DestinationRule {
 		return b.findDestinationRule(svc)
 	})

@@ -45,12 +45,16 @@ func (b *builder) serviceRoutes(svc *registry.Service, port uint32, vss []*confi
 	}
 	// The default route reads nothing of the proxy but the DestinationRule
 	// that gives it a hash policy (clusterHashPolicy's), so proxies share it.
-	build := func() []*routev3.Route { return b.withHashPolicies([]*routev3.Route{defaultRoute(port, svc.Hostname)}) }
-	hs := b.anyService(svc.Hostname)
-	if hs == nil {
-		return build()
+	var hs *registry.Service
+	if b.cache != nil {
+		hs = b.anyService(svc.Hostname)
 	}
-	return memo(b.cache, b.snap, cacheRoutes, routeKey{host: svc.Hostname, port: port, dr: b.destinationRule(hs)}, build)
+	if hs == nil {
+		return b.withHashPolicies([]*routev3.Route{defaultRoute(port, svc.Hostname)})
+	}
+	return memo(b.cache, b.snap, cacheRoutes, routeKey{host: svc.Hostname, port: port, dr: b.destinationRule(hs)}, func() []*routev3.Route {
+		return b.withHashPolicies([]*routev3.Route{defaultRoute(port, svc.Hostname)})
+	})
 }
 
 // domainSet keeps virtual host domains unique within one
