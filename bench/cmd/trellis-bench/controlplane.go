@@ -129,7 +129,26 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 	go func() { done <- fleet.Run(runCtx) }()
 	defer func() { stopFleet(); <-done }()
 	start := time.Now()
+	// peak tracks trellisd's largest RSS seen, reported when it dies (a
+	// kernel OOM kill leaves nothing in its log).
+	var peak int64
+	sample := func() {
+		if r, err := procfs.ReadRSS(d.PID()); err == nil {
+			peak = max(peak, r)
+		}
+	}
+	died := func() string {
+		if exited, err := d.Exited(); exited {
+			return fmt.Sprintf("trellisd exited (%v) with %d proxies; largest RSS seen %.0f MB (see %s)", err, l.Proxies,
+				float64(peak)/mb, filepath.Join(dir, "trellisd.log"))
+		}
+		return ""
+	}
 	if err := fleet.WaitSynced(wctx, 0); err != nil {
+		if r := died(); r != "" {
+			skip(r)
+			return
+		}
 		skip(fmt.Sprintf("fleet did not sync within %s: %v (see %s)", size.syncTimeout, err, filepath.Join(dir, "trellisd.log")))
 		return
 	}
@@ -160,7 +179,12 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 			return svc, mark, func() error { return l.WriteVirtualService(cfg, svc, mark) }
 		},
 	}
+	var dead string // why trellisd is gone, once it is
 	for i, edit := range edits {
+		if dead != "" {
+			tbl.Skip(labels[i], dead)
+			continue
+		}
 		var delays []time.Duration
 		var missing, affected int
 		var bytes int64
@@ -176,15 +200,25 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 				tbl.Note("%s: edit failed: %v", labels[i], err)
 				break
 			}
+			sample()
 			cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
 			got, miss := w.Wait(cctx)
 			_ = fleet.WaitQuiet(cctx, 300*time.Millisecond)
 			ccancel()
+			sample()
+			if r := died(); r != "" {
+				dead = r
+				break
+			}
 			st1, _ := procfs.ReadStat(d.PID())
 			delays = append(delays, got...)
 			missing += miss
 			bytes += fleet.Bytes() - b0
 			cpu += st1.CPU - st0.CPU
+		}
+		if dead != "" {
+			tbl.Skip(labels[i], dead)
+			continue
 		}
 		v := map[string]float64{"affected": float64(affected) / float64(size.changes), "missing": float64(missing),
 			"kb_per_proxy":   float64(bytes) / 1024 / float64(size.changes) / float64(l.Proxies),
