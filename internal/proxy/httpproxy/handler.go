@@ -80,12 +80,12 @@ func NewHandler(opts Options) *Handler {
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:   rewrite,
 		Transport: roundTripper{},
-		// 0, not -1: ReverseProxy already flushes every write of a streaming
-		// response (ContentLength -1: gRPC, chunked bodies; and
-		// text/event-stream), so those never wait. Flushing every write of
-		// an ordinary response too cost a syscall per write (27% of the
-		// proxy's CPU in the 2026-11-21 bench profile).
-		FlushInterval:  0,
+		// -1: forward each part as it arrives, as Envoy does. With 0, a slow
+		// upstream's headers and body would wait in the server's buffer
+		// until the response ends (TestResponseFlagsUCDC catches it). A
+		// small response is still one write: the flush after its only body
+		// write sends the headers too.
+		FlushInterval:  -1,
 		BufferPool:     bufferPool{},
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   h.upstreamError,
