@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,10 +99,9 @@ type Options struct {
 	Secrets runtime.Secrets
 }
 
-// Proxy serves one TCP listener. Update may be called at any time and
-// affects connections accepted afterwards.
+// Proxy proxies the connections of one listener's TCP chains: the listener
+// accepts, picks the chain's Route and calls Handle.
 type Proxy struct {
-	state   atomic.Pointer[state]
 	log     *slog.Logger
 	metrics *Metrics
 	admit   func(net.Conn, *runtime.TCPListener) bool
@@ -115,15 +113,13 @@ type Proxy struct {
 	idle   chan struct{}         // closed and replaced when conns becomes empty
 }
 
-type state struct {
+// Route is what one tcp_proxy does with a connection: built by
+// Proxy.Route, immutable, and handed to Handle.
+type Route struct {
 	tcp   *runtime.TCPListener
 	dests []dest
 	total uint64
 }
-
-// Route is what one tcp_proxy does with a connection: built by
-// Proxy.Route, immutable, and handed to Handle.
-type Route = state
 
 type dest struct {
 	name    string
@@ -139,7 +135,7 @@ type dest struct {
 	tls map[*runtime.UpstreamTLS]*tls.Config
 }
 
-// New returns a proxy that refuses connections until the first Update.
+// New returns a proxy; it handles what Handle gives it.
 func New(opts Options) *Proxy {
 	log := opts.Logger
 	if log == nil {
@@ -155,17 +151,11 @@ func New(opts Options) *Proxy {
 	}
 }
 
-// Update makes connections accepted from now on use l (a TCP listener of
-// cfg) with the given pickers (lb.Build of cfg.Clusters).
-func (p *Proxy) Update(cfg *runtime.Config, l *runtime.Listener, pickers map[string]lb.Picker) {
-	p.state.Store(p.Route(cfg, l.Direction, l.TCP, pickers))
-}
-
 // Route builds what Handle needs for one tcp_proxy t of cfg, on a listener
 // of direction dir. A nil t refuses every connection. A picker that is an
 // *upstream.Cluster also brings its circuit breakers and outlier detection.
 func (p *Proxy) Route(cfg *runtime.Config, dir runtime.Direction, t *runtime.TCPListener, pickers map[string]lb.Picker) *Route {
-	st := &state{tcp: t}
+	st := &Route{tcp: t}
 	if t != nil {
 		for _, wc := range t.Clusters {
 			w := uint64(wc.Weight)
@@ -189,7 +179,7 @@ func (p *Proxy) Route(cfg *runtime.Config, dir runtime.Direction, t *runtime.TCP
 	return st
 }
 
-func (st *state) pick() *dest {
+func (st *Route) pick() *dest {
 	if st == nil || st.total == 0 {
 		return nil
 	}
@@ -201,34 +191,6 @@ func (st *state) pick() *dest {
 		x -= st.dests[i].weight
 	}
 	return &st.dests[len(st.dests)-1]
-}
-
-// Serve accepts connections from ln until ln is closed, handling each on
-// its own goroutine (owned by p: Close waits for them). It returns nil when
-// ln was closed.
-func (p *Proxy) Serve(ln net.Listener) error {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("tcpproxy: accept: %w", err)
-		}
-		if !p.track(c) {
-			_ = c.Close()
-			continue
-		}
-		p.active.Add(1)
-		go func() {
-			defer p.active.Done()
-			p.handle(c)
-		}()
-	}
 }
 
 // track registers c; it fails once Close has run.
@@ -266,8 +228,6 @@ func (p *Proxy) Handle(down net.Conn, r *Route) {
 	}
 	p.serve(down, r)
 }
-
-func (p *Proxy) handle(down net.Conn) { p.serve(down, p.state.Load()) }
 
 func (p *Proxy) serve(down net.Conn, r *Route) {
 	defer p.untrack(down)

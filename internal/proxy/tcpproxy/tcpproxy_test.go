@@ -67,13 +67,13 @@ func start(t *testing.T, m *Metrics, clusters map[string][]runtime.Endpoint) (*P
 		l.TCP.Clusters = append(l.TCP.Clusters, runtime.WeightedCluster{Name: name, Weight: 1})
 	}
 	p := New(Options{Metrics: m})
-	p.Update(cfg, l, lb.Build(cfg.Clusters))
+	r := p.Route(cfg, l.Direction, l.TCP, lb.Build(cfg.Clusters))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- p.Serve(ln) }()
+	go func() { done <- serveRoute(p, ln, r) }()
 	t.Cleanup(func() {
 		ln.Close()
 		if err := <-done; err != nil {
@@ -218,10 +218,10 @@ func BenchmarkEcho(b *testing.B) {
 	cfg := &runtime.Config{Clusters: map[string]*runtime.Cluster{"e": {Name: "e",
 		Endpoints: []runtime.Endpoint{{Host: ap.Addr().String(), Port: ap.Port(), Weight: 1, Healthy: true}}}}}
 	p := New(Options{})
-	p.Update(cfg, &runtime.Listener{Kind: runtime.ListenerTCP, TCP: &runtime.TCPListener{Clusters: []runtime.WeightedCluster{{Name: "e", Weight: 1}}}}, lb.Build(cfg.Clusters))
+	r := p.Route(cfg, runtime.Outbound, &runtime.TCPListener{Clusters: []runtime.WeightedCluster{{Name: "e", Weight: 1}}}, lb.Build(cfg.Clusters))
 	pl, _ := net.Listen("tcp", "127.0.0.1:0")
 	done := make(chan struct{})
-	go func() { defer close(done); _ = p.Serve(pl) }()
+	go func() { defer close(done); _ = serveRoute(p, pl, r) }()
 	defer func() { pl.Close(); <-done; p.Close() }()
 	c, err := net.Dial("tcp", pl.Addr().String())
 	if err != nil {

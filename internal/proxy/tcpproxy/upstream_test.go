@@ -126,13 +126,13 @@ func startCluster(t *testing.T, c *runtime.Cluster, opts Options) (addr string, 
 		Clusters: []runtime.WeightedCluster{{Name: "c", Weight: 1}},
 	}}
 	p := New(opts)
-	p.Update(cfg, l, map[string]lb.Picker{"c": states["c"]})
+	r := p.Route(cfg, l.Direction, l.TCP, map[string]lb.Picker{"c": states["c"]})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- p.Serve(ln) }()
+	go func() { done <- serveRoute(p, ln, r) }()
 	t.Cleanup(func() {
 		ln.Close()
 		if err := <-done; err != nil {
