@@ -78,3 +78,58 @@ func BenchmarkPush1000Services100Proxies(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPushEndpointChange is one pass of the push loop after a
+// WorkloadEntry of one service moves, with 100 sidecars each scoped by a
+// Sidecar to the 250 services of its own namespace: only the 25 proxies in
+// that namespace see the service.
+func BenchmarkPushEndpointChange(b *testing.B) {
+	scoped := func(s *snapshot.Snapshot, version uint64, moved bool) *snapshot.Snapshot {
+		rs := s.Config.All()
+		for ns := range 4 {
+			doc := fmt.Sprintf("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: ns%d}\n"+
+				"spec: {egress: [{hosts: [./*]}]}\n", ns)
+			if moved && ns == 0 {
+				doc += "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: svc0-0, namespace: ns0}\n" +
+					"spec: {address: 127.9.9.9, serviceAccount: svc0, labels: {app: svc0, security.istio.io/tlsMode: istio}}\n"
+			}
+			more, _, errs := config.Parse("scoped.yaml", []byte(doc))
+			if len(errs) > 0 {
+				b.Fatal(errs[0])
+			}
+			rs = append(more, rs...) // NewSet: the first of a key wins
+		}
+		cfg := config.NewSet(rs)
+		return &snapshot.Snapshot{Version: version, Config: cfg, Registry: registry.NewServiceEntrySource().Registry(cfg), Mesh: s.Mesh}
+	}
+	base := benchMesh(b, 1000, 10)
+	snaps := [2]*snapshot.Snapshot{scoped(base, 1, false), scoped(base, 2, true)}
+	for _, bc := range []struct {
+		name        string
+		incremental bool
+	}{{"RecomputeAll", false}, {"SkipUnaffected", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Close()
+			srv.incremental = bc.incremental
+			srv.Update(snaps[0])
+			for i := range 100 {
+				k := streamKey{id: int64(i + 1)}
+				srv.open(k)
+				srv.first(k, nodeProto(fmt.Sprintf("sidecar~127.200.1.%d~client.ns%d~ns%d.svc.cluster.local", i, i%4, i%4)))
+			}
+			b.ReportAllocs()
+			v := uint64(2)
+			for i := 0; b.Loop(); i++ {
+				s := *snaps[(i+1)%2] // a new snapshot each pass, alternating the endpoint
+				s.Version = v
+				v++
+				srv.Update(&s)
+				srv.pushAll()
+			}
+		})
+	}
+}

@@ -8,6 +8,9 @@
 //	                                      ▼
 //	  1 first request of a new node ──▶ compute(node) ◀── push loop: every node,
 //	                                      │                one worker per CPU
+//	                                      │ 2b only endpoints changed since the node's last
+//	                                      │   snapshot, none of a host it was sent, nor its
+//	                                      │   own workload? skip it (change.go)
 //	                                      │ 3 TranslateCached(snapshot, proxy, cache):
 //	                                      │   clusters/endpoints shared between proxies
 //	                                      │ 4 Validate() each new resource; drop + log the bad;
@@ -26,6 +29,13 @@
 //	                                      │
 //	                                      ▼
 //	                                  Status() (/debug/syncz)
+//
+// Step 2b applies with the built-in translator only: a custom
+// Options.Translate may read anything, so every node is recomputed. A
+// change is endpoint-only when the config differs only in WorkloadEntries,
+// the mesh settings are equal and the registry's services are equal; the
+// hosts whose endpoints differ and the workloads that differ then select
+// the nodes to recompute. Anything else recomputes every node.
 //
 // A node exists from its first request until its last stream closes, when
 // its snapshot is cleared from the cache. Each node's computations are

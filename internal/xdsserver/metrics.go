@@ -15,6 +15,7 @@ type metrics struct {
 	rejects     *prometheus.CounterVec // pilot_total_xds_rejects{type}
 	convergence prometheus.Histogram   // pilot_proxy_convergence_time
 	services    prometheus.Gauge       // pilot_services
+	skipped     prometheus.Counter     // trellis_xds_pushes_skipped_total
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pilot_services",
 			Help: "Total services known to the control plane.",
 		}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trellis_xds_pushes_skipped_total",
+			Help: "Proxies not recomputed after a snapshot because only endpoints they were not sent changed.",
+		}),
 	}
 	// Export every type from the start, so dashboards see zeros, not gaps.
 	for _, t := range servedTypes {
@@ -49,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.proxies, m.pushes, m.rejects, m.convergence, m.services} {
+	for _, c := range []prometheus.Collector{m.proxies, m.pushes, m.rejects, m.convergence, m.services, m.skipped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("xdsserver: register metrics: %w", err)
 		}

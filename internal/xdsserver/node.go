@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -35,6 +36,15 @@ type node struct {
 	closed bool     // guarded by mu: the last stream closed
 	set    bool     // guarded by mu: a snapshot was set
 	vers   versions // guarded by mu: the versions last set
+	// snap is the snapshot the node's resources were last translated from,
+	// or found unaffected by; hosts are the HOSTs of the outbound clusters
+	// and endpoints that translation returned (before build dropped any),
+	// sorted. Guarded by mu. See change.go.
+	snap  *snapshot.Snapshot
+	hosts []unique.Handle[string]
+
+	// translations counts calls of Options.Translate for this node (tests).
+	translations atomic.Uint64
 }
 
 // typeState is the delivery state of one xDS type to one node.
@@ -159,36 +169,57 @@ func (s *Server) detach(k streamKey) {
 }
 
 // compute translates the latest snapshot for n and sets it in the cache when
-// any type's version changed.
-func (s *Server) compute(n *node) {
+// any type's version changed. With the built-in translator it first skips
+// a node the change since its last translation cannot affect (change.go),
+// reporting true.
+func (s *Server) compute(n *node) (skipped bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return
+		return false
 	}
 	s.mu.Lock()
 	snap, updated := s.latest, s.updated
 	s.mu.Unlock()
 	if snap == nil {
-		return // nothing published yet; the first Update pushes
+		return false // nothing published yet; the first Update pushes
 	}
+	if s.incremental && n.snap != nil {
+		if n.snap == snap || !s.diffs.get(n.snap, snap).affects(n.hosts, ownWorkload(n.proxy)) {
+			// Translation is pure: this proxy's resources are the same.
+			n.snap = snap
+			n.snapVersion.Store(snap.Version)
+			return true
+		}
+	}
+	n.translations.Add(1)
 	res, err := s.translate(snap, n.proxy)
 	if err != nil {
 		s.log.Error("translation failed; proxy keeps its previous config", "node", n.id,
 			"version", snap.Version, "err", err)
-		return
+		return false
 	}
 	cs, vers := build(res, n.id, s.log, s.shared)
 	n.snapVersion.Store(snap.Version)
+	// The node's resources follow snap only once the cache holds them; until
+	// then the next change is classified from the older snapshot.
+	done := func() {
+		if s.incremental {
+			n.snap, n.hosts = snap, outboundHosts(res)
+		}
+	}
 	if n.set && vers == n.vers {
-		return // nothing this proxy sees changed
+		done()
+		return false // nothing this proxy sees changed
 	}
 	if err := n.cache.SetSnapshot(s.ctx, n.id, cs); err != nil {
 		s.log.Error("set snapshot", "node", n.id, "err", err)
-		return
+		return false
 	}
 	n.set, n.vers = true, vers
+	done()
 	s.metrics.convergence.Observe(time.Since(updated).Seconds())
+	return false
 }
 
 // translate calls Options.Translate, turning a panic into an error so a bug

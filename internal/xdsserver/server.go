@@ -65,6 +65,13 @@ type Server struct {
 	kick   chan struct{} // capacity 1: a pending "recompute everything"
 	shared *interner     // identical resources, shared between proxies
 
+	// incremental: Translate is the built-in translator, whose inputs
+	// change.go knows, so nodes an endpoint-only change cannot affect are
+	// skipped. A custom Translate may read anything: every node recomputes.
+	incremental bool
+	diffs       differ
+	partial     int // passes since the last sweep that skipped some node; push loop only
+
 	mu      sync.Mutex
 	latest  *snapshot.Snapshot
 	updated time.Time // when latest arrived, for convergence time
@@ -81,7 +88,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:15010"
 	}
-	if opts.Translate == nil {
+	incremental := opts.Translate == nil
+	if incremental {
 		c := translator.NewCache()
 		opts.Translate = func(s *snapshot.Snapshot, p translator.Proxy) *translator.Resources {
 			return translator.TranslateCached(s, p, c)
@@ -102,13 +110,14 @@ func New(opts Options) (*Server, error) {
 	}
 	log := opts.Logger.With("component", "xds")
 	s := &Server{
-		opts:    opts,
-		log:     log,
-		metrics: m,
-		kick:    make(chan struct{}, 1),
-		shared:  newInterner(),
-		nodes:   make(map[string]*node),
-		streams: make(map[streamKey]*stream),
+		opts:        opts,
+		incremental: incremental,
+		log:         log,
+		metrics:     m,
+		kick:        make(chan struct{}, 1),
+		shared:      newInterner(),
+		nodes:       make(map[string]*node),
+		streams:     make(map[streamKey]*stream),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	cl := cpLogger{log}
@@ -250,9 +259,17 @@ func (s *Server) loop() {
 	}
 }
 
+// maxPartial bounds how many passes that skipped some node may run between
+// two sweeps of the interner. Skipped nodes do not mark what they hold, so
+// sweeping after such a pass only costs sharing (a later equal resource is
+// interned anew while the skipped node's cache keeps the old copy), never
+// correctness; not sweeping lets the table grow by what each pass changed.
+const maxPartial = 32
+
 // pushAll recomputes every known node against the latest snapshot, on one
 // worker per CPU (nodes are independent; each node's computations stay
-// serialised by node.mu). It returns when every worker has.
+// serialised by node.mu), skipping the nodes the change cannot affect
+// (compute). It returns when every worker has.
 func (s *Server) pushAll() {
 	s.mu.Lock()
 	nodes := make([]*node, 0, len(s.nodes))
@@ -261,13 +278,16 @@ func (s *Server) pushAll() {
 	}
 	s.mu.Unlock()
 	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
+		next    atomic.Int64
+		skipped atomic.Int64
+		wg      sync.WaitGroup
 	)
 	for range min(runtime.GOMAXPROCS(0), len(nodes)) {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(nodes)) && s.ctx.Err() == nil; i = next.Add(1) - 1 {
-				s.compute(nodes[i])
+				if s.compute(nodes[i]) {
+					skipped.Add(1)
+				}
 			}
 		})
 	}
@@ -275,5 +295,12 @@ func (s *Server) pushAll() {
 	if s.ctx.Err() != nil {
 		return
 	}
+	if k := skipped.Load(); k > 0 {
+		s.metrics.skipped.Add(float64(k))
+		if s.partial++; s.partial < maxPartial {
+			return
+		}
+	}
+	s.partial = 0
 	s.shared.sweep()
 }

@@ -1,0 +1,245 @@
+package xdsserver
+
+import (
+	"cmp"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"unique"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/trellis-mesh/trellis/internal/config"
+	"github.com/trellis-mesh/trellis/internal/registry"
+	"github.com/trellis-mesh/trellis/internal/snapshot"
+	"github.com/trellis-mesh/trellis/internal/translator"
+)
+
+// change is what differs between two snapshots, as far as the translator
+// can see it. When full is false the snapshots differ only in endpoints and
+// workloads, and a proxy is affected only when it was sent a cluster or
+// ClusterLoadAssignment of one of hosts, or when its own workload is among
+// workloads: nothing else the translator emits reads endpoints (they are
+// read only to build outbound clusters, cluster.go and security_mtls.go in
+// internal/translator), and only the proxy's own workload is read by
+// namespace/name.
+type change struct {
+	full      bool
+	hosts     map[string]bool // hostnames whose registry endpoints differ
+	workloads map[string]bool // "namespace/name" of WorkloadEntries or registry workloads that differ
+}
+
+// fullChange recomputes every proxy.
+var fullChange = &change{full: true}
+
+// diff classifies the change from old to next. Anything it does not
+// recognise as endpoint-only is a full change: a proxy must never miss a
+// change that affects it.
+func diff(old, next *snapshot.Snapshot) *change {
+	if old == nil || next == nil {
+		return fullChange
+	}
+	if !reflect.DeepEqual(old.Mesh, next.Mesh) {
+		return fullChange
+	}
+	c := &change{hosts: map[string]bool{}, workloads: map[string]bool{}}
+	if old.Config != next.Config && !configDiff(old.Config, next.Config, c.workloads) {
+		return fullChange
+	}
+	r0, r1 := cmp.Or(old.Registry, &registry.Registry{}), cmp.Or(next.Registry, &registry.Registry{})
+	if r0 == r1 {
+		return c
+	}
+	if !slices.EqualFunc(r0.Services, r1.Services, serviceEqual) {
+		return fullChange
+	}
+	for k, w := range r1.Workloads {
+		if w0, ok := r0.Workloads[k]; !ok || !workloadEqual(w0, w) {
+			c.workloads[k] = true
+		}
+	}
+	for k := range r0.Workloads {
+		if _, ok := r1.Workloads[k]; !ok {
+			c.workloads[k] = true
+		}
+	}
+	// The translator reads endpoints only through EndpointsOf(service), and
+	// the services are equal, so comparing per service is complete.
+	for i, svc := range r1.Services {
+		if !slices.EqualFunc(r0.EndpointsOf(r0.Services[i]), r1.EndpointsOf(svc), endpointEqual) {
+			c.hosts[svc.Hostname] = true
+		}
+	}
+	return c
+}
+
+// configDiff reports whether a and b differ only in WorkloadEntries, adding
+// the namespace/name of every WorkloadEntry added, removed or changed to
+// wes. configdir keeps the pointers of resources in unchanged files; a
+// changed file yields new pointers for all its resources, so equal
+// pointers short-cut and different ones are compared by content.
+func configDiff(a, b *config.Set, wes map[string]bool) bool {
+	for _, k := range config.Kinds() {
+		la, lb := a.List(k), b.List(k)
+		if k != config.KindWorkloadEntry {
+			if !slices.EqualFunc(la, lb, resourceEqual) {
+				return false
+			}
+			continue
+		}
+		// Both lists are sorted by namespace, then name: merge them.
+		i, j := 0, 0
+		for i < len(la) || j < len(lb) {
+			var c int
+			switch {
+			case i == len(la):
+				c = 1
+			case j == len(lb):
+				c = -1
+			default:
+				c = cmp.Or(cmp.Compare(la[i].Meta.Namespace, lb[j].Meta.Namespace), cmp.Compare(la[i].Meta.Name, lb[j].Meta.Name))
+			}
+			switch {
+			case c < 0:
+				wes[la[i].Meta.Namespace+"/"+la[i].Meta.Name] = true
+				i++
+			case c > 0:
+				wes[lb[j].Meta.Namespace+"/"+lb[j].Meta.Name] = true
+				j++
+			default:
+				if !resourceEqual(la[i], lb[j]) {
+					wes[lb[j].Meta.Namespace+"/"+lb[j].Meta.Name] = true
+				}
+				i++
+				j++
+			}
+		}
+	}
+	return true
+}
+
+// resourceEqual compares what the translator can read of a resource: its
+// identity, metadata and spec. Origin (file and line) is not read. Gateway
+// API objects are only equal by identity.
+func resourceEqual(a, b *config.Resource) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil || a.Kind != b.Kind || a.GatewayAPI != nil || b.GatewayAPI != nil {
+		return false
+	}
+	return reflect.DeepEqual(a.Meta, b.Meta) && proto.Equal(a.Spec, b.Spec)
+}
+
+func serviceEqual(a, b *registry.Service) bool {
+	return a == b || (a != nil && b != nil && reflect.DeepEqual(*a, *b))
+}
+
+func workloadEqual(a, b *registry.Workload) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	return a.Name == b.Name && a.Namespace == b.Namespace && a.Address == b.Address &&
+		a.ServiceAccount == b.ServiceAccount && a.Locality == b.Locality && a.Network == b.Network &&
+		a.Weight == b.Weight && maps.Equal(a.Ports, b.Ports) && maps.Equal(a.Labels, b.Labels)
+}
+
+// endpointEqual compares every field of two endpoints; the order of a
+// service's endpoints is compared by the caller.
+func endpointEqual(a, b *registry.Endpoint) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	return a.Address == b.Address && a.ServiceAccount == b.ServiceAccount && a.Weight == b.Weight &&
+		a.Locality == b.Locality && a.Network == b.Network && a.Namespace == b.Namespace &&
+		a.WorkloadName == b.WorkloadName && a.Healthy == b.Healthy &&
+		maps.Equal(a.Ports, b.Ports) && maps.Equal(a.Labels, b.Labels)
+}
+
+// affects reports whether c can change the resources of a proxy whose last
+// translation sent clusters or endpoints of hosts (sorted) and whose own
+// workload is wl ("" for none).
+func (c *change) affects(hosts []unique.Handle[string], wl string) bool {
+	if c.full || (wl != "" && c.workloads[wl]) {
+		return true
+	}
+	for h := range c.hosts {
+		if _, ok := slices.BinarySearchFunc(hosts, h, compareHost); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func compareHost(e unique.Handle[string], h string) int { return strings.Compare(e.Value(), h) }
+
+// outboundHosts returns, sorted and without duplicates, the HOSTs of the
+// outbound|PORT|SUBSET|HOST clusters and endpoints in r: the only resources
+// built from registry endpoints. Handles keep one copy of each hostname
+// for all proxies.
+func outboundHosts(r *translator.Resources) []unique.Handle[string] {
+	if r == nil {
+		return nil
+	}
+	var out []unique.Handle[string]
+	for _, names := range []map[string]proto.Message{r.Clusters, r.Endpoints} {
+		for name := range names {
+			rest, ok := strings.CutPrefix(name, "outbound|")
+			if !ok {
+				continue
+			}
+			if i := strings.LastIndexByte(rest, '|'); i >= 0 {
+				out = append(out, unique.Make(rest[i+1:]))
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b unique.Handle[string]) int { return strings.Compare(a.Value(), b.Value()) })
+	return slices.Compact(out)
+}
+
+// ownWorkload is the registry key of the workload the translator reads for
+// p (builder.go in internal/translator); "" when it reads none.
+func ownWorkload(p translator.Proxy) string {
+	if p.Name == "" {
+		return ""
+	}
+	return cmp.Or(p.Namespace, config.DefaultNamespace) + "/" + p.Name
+}
+
+// differ memoizes diff for one push: every node computed from the same
+// snapshot shares one classification. Safe for concurrent use.
+type differ struct {
+	mu    sync.Mutex
+	next  *snapshot.Snapshot
+	byOld map[*snapshot.Snapshot]*diffEntry
+}
+
+type diffEntry struct {
+	once sync.Once
+	c    *change
+}
+
+// get returns diff(old, next), computing it once per pair while next is
+// the latest asked for; a newer next forgets the older results.
+func (d *differ) get(old, next *snapshot.Snapshot) *change {
+	d.mu.Lock()
+	if d.next != next {
+		d.next, d.byOld = next, make(map[*snapshot.Snapshot]*diffEntry)
+	}
+	e := d.byOld[old]
+	if e == nil {
+		e = &diffEntry{}
+		d.byOld[old] = e
+	}
+	d.mu.Unlock()
+	e.once.Do(func() { e.c = diff(old, next) })
+	return e.c
+}
