@@ -46,6 +46,7 @@ func (*ServiceEntrySource) Registry(cfg *config.Set) *Registry {
 		reg.Workloads[w.Namespace+"/"+w.Name] = w
 	}
 
+	idx := indexWorkloadEntries(wes)
 	seen := map[string]bool{}
 	for _, r := range cfg.List(config.KindServiceEntry) {
 		se, ok := r.Spec.(*networkingv1.ServiceEntry)
@@ -76,7 +77,7 @@ func (*ServiceEntrySource) Registry(cfg *config.Set) *Registry {
 				}
 			}
 			reg.Services = append(reg.Services, svc)
-			reg.Endpoints[key] = serviceEndpoints(svc, se, r.Meta.Namespace, wes)
+			reg.Endpoints[key] = serviceEndpoints(svc, se, r.Meta.Namespace, idx)
 		}
 	}
 	sortServices(reg.Services)
@@ -133,7 +134,55 @@ func resolutionOf(r networkingv1.ServiceEntry_Resolution) Resolution {
 	}
 }
 
-func serviceEndpoints(svc *Service, se *networkingv1.ServiceEntry, ns string, wes []*config.Resource) []*Endpoint {
+// workloadEntry is one WorkloadEntry with its selectable labels, computed
+// once per registry build.
+type workloadEntry struct {
+	r      *config.Resource
+	we     *networkingv1.WorkloadEntry
+	labels map[string]string // shared by every endpoint made from it: read-only
+}
+
+// workloadIndex finds the WorkloadEntries a selector can match without
+// scanning them all: per namespace, every entry, and the entries carrying
+// each label key=value. A registry with S selecting services and W
+// WorkloadEntries used to cost S×W label-map copies (5.6 s at 1000 × 11000,
+// on every push).
+type workloadIndex struct {
+	all     map[string][]workloadEntry            // by namespace
+	byLabel map[string]map[string][]workloadEntry // namespace → "key\x00value" → entries
+}
+
+func indexWorkloadEntries(wes []*config.Resource) workloadIndex {
+	idx := workloadIndex{all: map[string][]workloadEntry{}, byLabel: map[string]map[string][]workloadEntry{}}
+	for _, r := range wes {
+		we, ok := r.Spec.(*networkingv1.WorkloadEntry)
+		if !ok {
+			continue
+		}
+		ns := r.Meta.Namespace
+		e := workloadEntry{r: r, we: we, labels: workloadLabels(r.Meta, we)}
+		idx.all[ns] = append(idx.all[ns], e)
+		if idx.byLabel[ns] == nil {
+			idx.byLabel[ns] = map[string][]workloadEntry{}
+		}
+		for k, v := range e.labels {
+			idx.byLabel[ns][k+"\x00"+v] = append(idx.byLabel[ns][k+"\x00"+v], e)
+		}
+	}
+	return idx
+}
+
+// candidates returns the entries of namespace ns that may match selector:
+// those carrying one of its key=value pairs (any one will do; LabelsMatch
+// checks the rest), or every entry for an empty selector.
+func (idx workloadIndex) candidates(ns string, selector map[string]string) []workloadEntry {
+	for k, v := range selector {
+		return idx.byLabel[ns][k+"\x00"+v]
+	}
+	return idx.all[ns]
+}
+
+func serviceEndpoints(svc *Service, se *networkingv1.ServiceEntry, ns string, idx workloadIndex) []*Endpoint {
 	var out []*Endpoint
 	for _, we := range se.GetEndpoints() {
 		out = append(out, &Endpoint{
@@ -149,12 +198,8 @@ func serviceEndpoints(svc *Service, se *networkingv1.ServiceEntry, ns string, we
 		})
 	}
 	if svc.WorkloadSelector != nil {
-		for _, r := range wes {
-			we, ok := r.Spec.(*networkingv1.WorkloadEntry)
-			if !ok || r.Meta.Namespace != ns {
-				continue
-			}
-			labels := workloadLabels(r.Meta, we)
+		for _, e := range idx.candidates(ns, svc.WorkloadSelector) {
+			r, we, labels := e.r, e.we, e.labels
 			if !LabelsMatch(svc.WorkloadSelector, labels) {
 				continue
 			}
