@@ -68,13 +68,17 @@ spec:
 `)
 	c := m.egressClient(t)
 	url := func(p string) string { return echoURL(portHTTP, p) }
-	waitFor(t, "DENY /admin in force", readyTimeout, func() error {
-		code, _, err := statusOf(ctx, c, url("/admin"), nil)
-		if err != nil {
-			return err
-		}
-		if code != http.StatusForbidden {
-			return fmt.Errorf("GET /admin = %d, want 403", code)
+	// Both server sidecars (round robin) must have the policy: the push
+	// reaches them at slightly different moments.
+	waitFor(t, "DENY /admin in force on every server sidecar", readyTimeout, func() error {
+		for range 10 {
+			code, _, err := statusOf(ctx, c, url("/admin"), nil)
+			if err != nil {
+				return err
+			}
+			if code != http.StatusForbidden {
+				return fmt.Errorf("GET /admin = %d, want 403", code)
+			}
 		}
 		return nil
 	}, m.all()...)
