@@ -152,22 +152,9 @@ func (a *analyzer) fqdn(host, ns string) string {
 func (a *analyzer) services(host string) []*registry.Service {
 	var out []*registry.Service
 	for _, s := range a.reg.Services {
-		if hostMatches(s.Hostname, host) || hostMatches(host, s.Hostname) {
+		if registry.HostMatches(s.Hostname, host) || registry.HostMatches(host, s.Hostname) {
 			out = append(out, s)
 		}
 	}
 	return out
-}
-
-// hostMatches reports whether pattern ("*", "*.suffix" or a name) covers
-// host, case-insensitively.
-func hostMatches(pattern, host string) bool {
-	pattern, host = strings.ToLower(pattern), strings.ToLower(host)
-	switch {
-	case pattern == "*":
-		return true
-	case strings.HasPrefix(pattern, "*"):
-		return strings.HasSuffix(host, pattern[1:])
-	}
-	return pattern == host
 }

@@ -140,7 +140,7 @@ func (a *analyzer) rulesFor(host string) []*networkingv1.DestinationRule {
 	var out []*networkingv1.DestinationRule
 	for _, r := range a.set.List(config.KindDestinationRule) {
 		dr, ok := r.Spec.(*networkingv1.DestinationRule)
-		if ok && hostMatches(a.fqdn(dr.GetHost(), r.Meta.Namespace), host) {
+		if ok && registry.HostMatches(a.fqdn(dr.GetHost(), r.Meta.Namespace), host) {
 			out = append(out, dr)
 		}
 	}
@@ -291,7 +291,7 @@ func (a *analyzer) gatewayHostRouted(vss []*config.Resource, gwKey, ns, host str
 		}
 		for _, h := range vs.GetHosts() {
 			h = a.fqdn(h, r.Meta.Namespace)
-			if hostMatches(h, host) || hostMatches(host, h) {
+			if registry.HostMatches(h, host) || registry.HostMatches(host, h) {
 				return true
 			}
 		}

@@ -198,30 +198,12 @@ func (b *builder) egressSelectsHost(hosts []string, ns, host string) bool {
 		if want != "*" && want != ns {
 			continue
 		}
-		if hostsIntersect(pattern, host) {
+		if registry.HostsIntersect(pattern, host) {
 			return true
 		}
 	}
 	return false
 }
-
-// hostMatches reports whether host is covered by pattern: "*", a "*.suffix"
-// wildcard, or the same name (case-insensitive). A wildcard host is covered
-// by a wider wildcard.
-func hostMatches(pattern, host string) bool {
-	pattern, host = strings.ToLower(pattern), strings.ToLower(host)
-	switch {
-	case pattern == "*":
-		return true
-	case strings.HasPrefix(pattern, "*"):
-		return strings.HasSuffix(host, pattern[1:])
-	default:
-		return pattern == host
-	}
-}
-
-// hostsIntersect reports whether two host patterns can name the same host.
-func hostsIntersect(a, b string) bool { return hostMatches(a, b) || hostMatches(b, a) }
 
 // fqdn resolves a short host the way Istio does: a name without a dot is in
 // namespace ns; wildcards and dotted names are used as written.
@@ -256,7 +238,7 @@ func (b *builder) virtualServiceFor(vss []*config.Resource, host string) *config
 		vs := r.Spec.(*networkingv1.VirtualService)
 		for _, h := range vs.GetHosts() {
 			h = b.fqdn(h, r.Meta.Namespace)
-			if !hostMatches(h, host) {
+			if !registry.HostMatches(h, host) {
 				continue
 			}
 			n := len(h)

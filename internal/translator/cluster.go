@@ -158,7 +158,7 @@ func (b *builder) findDestinationRule(svc *registry.Service) *networkingv1.Desti
 				continue
 			}
 			h := b.fqdn(dr.GetHost(), r.Meta.Namespace)
-			if !hostMatches(h, svc.Hostname) {
+			if !registry.HostMatches(h, svc.Hostname) {
 				continue
 			}
 			n := len(h)

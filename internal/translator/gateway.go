@@ -228,7 +228,7 @@ func (b *builder) gatewayVirtualServices(gs gatewayServer) []*config.Resource {
 				continue
 			}
 			for _, h := range vs.GetHosts() {
-				if hostsIntersect(b.fqdn(h, r.Meta.Namespace), sh) {
+				if registry.HostsIntersect(b.fqdn(h, r.Meta.Namespace), sh) {
 					return false
 				}
 			}
@@ -259,12 +259,12 @@ func (b *builder) gatewayRouteConfig(name string, port uint32, servers []gateway
 				}
 				for _, h := range vs.GetHosts() {
 					h = b.fqdn(h, r.Meta.Namespace)
-					if !hostsIntersect(h, serverHost) {
+					if !registry.HostsIntersect(h, serverHost) {
 						continue
 					}
 					// The narrower of the two names is what the vhost serves.
 					domain := serverHost
-					if hostMatches(serverHost, h) {
+					if registry.HostMatches(serverHost, h) {
 						domain = h
 					}
 					domains := seen.claim(hostPort(domain, port))

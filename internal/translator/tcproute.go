@@ -201,7 +201,7 @@ func (b *builder) tlsRouteChains(cs *chainSet, r *config.Resource, port uint32, 
 func sniWithin(hosts, allowed []string) []string {
 	var out []string
 	for _, h := range hosts {
-		if allowed != nil && !slices.ContainsFunc(allowed, func(a string) bool { return hostsIntersect(a, h) }) {
+		if allowed != nil && !slices.ContainsFunc(allowed, func(a string) bool { return registry.HostsIntersect(a, h) }) {
 			continue
 		}
 		if h == "*" {
