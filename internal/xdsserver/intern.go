@@ -43,6 +43,7 @@ type interner struct {
 	gen   uint64
 	table map[digest]*internEntry
 	known map[proto.Message]*knownEntry // by identity; see remember
+	sets  map[setKey]*setEntry          // equal sets of different nodes
 }
 
 type knownEntry struct {
@@ -51,33 +52,46 @@ type knownEntry struct {
 }
 
 type internEntry struct {
-	msg proto.Message
+	res *resource
+	gen uint64
+}
+
+// setKey identifies a resourceSet: its type (servedTypes index) and version,
+// a hash of every name and digest in it.
+type setKey struct {
+	typ     int
+	version string
+}
+
+type setEntry struct {
+	set *resourceSet
 	gen uint64
 }
 
 func newInterner() *interner {
-	return &interner{table: make(map[digest]*internEntry), known: make(map[proto.Message]*knownEntry)}
+	return &interner{table: make(map[digest]*internEntry), known: make(map[proto.Message]*knownEntry),
+		sets: make(map[setKey]*setEntry)}
 }
 
-// intern returns the shared message with digest d, adopting m when there is
+// intern returns the shared resource with digest d, adopting r when there is
 // none. A nil interner shares nothing.
-func (in *interner) intern(d digest, m proto.Message) proto.Message {
+func (in *interner) intern(d digest, r *resource) *resource {
 	if in == nil {
-		return m
+		return r
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if e, ok := in.table[d]; ok {
 		e.gen = in.gen
-		return e.msg
+		return e.res
 	}
-	in.table[d] = &internEntry{msg: m, gen: in.gen}
-	return m
+	in.table[d] = &internEntry{res: r, gen: in.gen}
+	return r
 }
 
-// get returns the shared message with digest d, marking it used; false
+// get returns the shared resource with digest d, marking it used; false
 // when there is none or the interner is nil.
-func (in *interner) get(d digest) (proto.Message, bool) {
+func (in *interner) get(d digest) (*resource, bool) {
 	if in == nil {
 		return nil, false
 	}
@@ -88,7 +102,7 @@ func (in *interner) get(d digest) (proto.Message, bool) {
 		return nil, false
 	}
 	e.gen = in.gen
-	return e.msg, true
+	return e.res, true
 }
 
 // remember records that m, already validated, has digest d. A nil
@@ -102,9 +116,10 @@ func (in *interner) remember(m proto.Message, d digest) {
 	in.known[m] = &knownEntry{d: d, gen: in.gen}
 }
 
-// lookup returns the shared message and digest for a message remembered
-// earlier; false when m is not known.
-func (in *interner) lookup(m proto.Message) (proto.Message, digest, bool) {
+// lookup returns the shared resource and digest for a message remembered
+// earlier; false when m is not known, or its resource was swept (the caller
+// encodes it again).
+func (in *interner) lookup(m proto.Message) (*resource, digest, bool) {
 	if in == nil {
 		return nil, digest{}, false
 	}
@@ -114,14 +129,30 @@ func (in *interner) lookup(m proto.Message) (proto.Message, digest, bool) {
 	if !ok {
 		return nil, digest{}, false
 	}
-	k.gen = in.gen
 	e, ok := in.table[k.d]
-	if !ok { // swept while m was not in use: m is the shared one again
-		e = &internEntry{msg: m}
-		in.table[k.d] = e
+	if !ok {
+		return nil, digest{}, false
 	}
-	e.gen = in.gen
-	return e.msg, k.d, true
+	k.gen, e.gen = in.gen, in.gen
+	return e.res, k.d, true
+}
+
+// set returns the shared set of type typ with version and, when there is
+// none, one made of sorted (which the caller must not modify afterwards).
+func (in *interner) set(typ int, version string, sorted []*resource) *resourceSet {
+	if in == nil {
+		return newResourceSet(version, sorted)
+	}
+	k := setKey{typ, version}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if e, ok := in.sets[k]; ok {
+		e.gen = in.gen
+		return e.set
+	}
+	rs := newResourceSet(version, sorted)
+	in.sets[k] = &setEntry{set: rs, gen: in.gen}
+	return rs
 }
 
 // sweep forgets the entries the current generation did not use and starts
@@ -137,6 +168,11 @@ func (in *interner) sweep() {
 	for m, k := range in.known {
 		if k.gen != in.gen {
 			delete(in.known, m)
+		}
+	}
+	for k, e := range in.sets {
+		if e.gen != in.gen {
+			delete(in.sets, k)
 		}
 	}
 	in.gen++

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
@@ -24,7 +23,7 @@ func internFixture(timeout time.Duration) *translator.Resources {
 	return &translator.Resources{Clusters: map[string]proto.Message{internCluster: edsCluster(internCluster, timeout)}}
 }
 
-func builtCluster(t *testing.T, snap *cachev3.Snapshot) proto.Message {
+func builtCluster(t *testing.T, snap *nodeSnapshot) proto.Message {
 	t.Helper()
 	c, ok := snap.GetResources(resourcev3.ClusterType)[internCluster]
 	if !ok {

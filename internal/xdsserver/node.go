@@ -8,7 +8,6 @@ import (
 	"unique"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 
 	"github.com/trellis-mesh/trellis/internal/snapshot"
 	"github.com/trellis-mesh/trellis/internal/translator"
@@ -19,7 +18,7 @@ import (
 type node struct {
 	id    string
 	proxy translator.Proxy
-	cache cachev3.SnapshotCache
+	cache nodeCache
 	since time.Time
 
 	// Guarded by Server.mu.

@@ -11,8 +11,6 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -20,15 +18,12 @@ import (
 )
 
 // servedTypes are the xDS types Trellis serves, in the order Envoy wants them
-// on an ADS stream (CDS, EDS, LDS, RDS), paired with the cache's slot.
-var servedTypes = [...]struct {
-	url  string
-	slot types.ResponseType
-}{
-	{resourcev3.ClusterType, types.Cluster},
-	{resourcev3.EndpointType, types.Endpoint},
-	{resourcev3.ListenerType, types.Listener},
-	{resourcev3.RouteType, types.Route},
+// on an ADS stream (CDS, EDS, LDS, RDS).
+var servedTypes = [...]struct{ url string }{
+	{resourcev3.ClusterType},
+	{resourcev3.EndpointType},
+	{resourcev3.ListenerType},
+	{resourcev3.RouteType},
 }
 
 // versions holds one version string per served type, in servedTypes order.
@@ -62,9 +57,9 @@ type validator interface{ Validate() error }
 // and rejects the API listeners that proxyless gRPC clients get.
 //
 // Identical resources are shared between proxies through shared (nil: none).
-func build(r *translator.Resources, node string, log *slog.Logger, shared *interner) (*cachev3.Snapshot, versions) {
+func build(r *translator.Resources, node string, log *slog.Logger, shared *interner) (*nodeSnapshot, versions) {
 	var (
-		snap cachev3.Snapshot
+		snap nodeSnapshot
 		vers versions
 		kept [len(servedTypes)]map[string]proto.Message
 	)
@@ -78,7 +73,7 @@ func build(r *translator.Resources, node string, log *slog.Logger, shared *inter
 			refs = routeReferences(kept[2])
 		}
 		names := slices.Sorted(maps.Keys(in[i]))
-		items := make([]types.Resource, 0, len(names))
+		items := make([]*resource, 0, len(names))
 		kept[i] = make(map[string]proto.Message, len(names))
 		h := sha256.New()
 		var lenBuf [8]byte
@@ -91,20 +86,22 @@ func build(r *translator.Resources, node string, log *slog.Logger, shared *inter
 				log.Warn("dropping unreferenced resource", "node", node, "type", typeLabel(st.url), "name", name)
 				continue
 			}
-			d, known := digest{}, false
+			var (
+				res   *resource
+				d     digest
+				known bool
+			)
 			if byIdentity[i] {
-				var sm proto.Message
-				if sm, d, known = shared.lookup(m); known {
-					m = sm // shared by the translator and encoded for another proxy
-				}
+				// shared by the translator and encoded for another proxy
+				res, d, known = shared.lookup(m)
 			}
 			if !known {
 				var ok bool
-				if m, d, ok = encode(st.url, m, node, name, log, shared); !ok {
+				if res, d, ok = encode(st.url, m, node, name, log, shared); !ok {
 					continue
 				}
 				if byIdentity[i] {
-					shared.remember(in[i][name], d)
+					shared.remember(m, d)
 				}
 			}
 			// Length-prefix the name so that ("ab","c") and ("a","bc") differ;
@@ -113,11 +110,11 @@ func build(r *translator.Resources, node string, log *slog.Logger, shared *inter
 			h.Write(lenBuf[:])
 			h.Write([]byte(name))
 			h.Write(d[:])
-			items = append(items, m)
-			kept[i][name] = m
+			items = append(items, res)
+			kept[i][name] = res.msg
 		}
 		vers[i] = hex.EncodeToString(h.Sum(nil)[:8])
-		snap.Resources[st.slot] = cachev3.NewResources(vers[i], items)
+		snap.sets[i] = shared.set(i, vers[i], items)
 	}
 	return &snap, vers
 }
@@ -128,12 +125,13 @@ func build(r *translator.Resources, node string, log *slog.Logger, shared *inter
 // per proxy; remembering them would only keep garbage alive.
 var byIdentity = [len(servedTypes)]bool{true, true, false, false}
 
-// encode returns the shared message equal to m and its digest: m itself
-// when it is the first of its kind, then validated. An equal message was
-// validated when it was first interned, so a known digest skips Validate,
-// which costs more than the encoding for large route tables (the domain
-// regexes). False (after logging) when m is invalid or cannot be encoded.
-func encode(typeURL string, m proto.Message, node, name string, log *slog.Logger, shared *interner) (proto.Message, digest, bool) {
+// encode returns the shared resource equal to m and its digest: m itself,
+// encoded, when it is the first of its kind, then validated. An equal
+// message was validated when it was first interned, so a known digest skips
+// Validate, which costs more than the encoding for large route tables (the
+// domain regexes). False (after logging) when m is invalid or cannot be
+// encoded.
+func encode(typeURL string, m proto.Message, node, name string, log *slog.Logger, shared *interner) (*resource, digest, bool) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
 		log.Error("dropping unencodable resource", "node", node, "type", typeLabel(typeURL),
@@ -141,8 +139,8 @@ func encode(typeURL string, m proto.Message, node, name string, log *slog.Logger
 		return nil, digest{}, false
 	}
 	d := digestOf(typeURL, b)
-	if sm, ok := shared.get(d); ok {
-		return sm, d, true
+	if r, ok := shared.get(d); ok {
+		return r, d, true
 	}
 	if v, ok := m.(validator); ok {
 		if err := v.Validate(); err != nil {
@@ -151,7 +149,7 @@ func encode(typeURL string, m proto.Message, node, name string, log *slog.Logger
 			return nil, digest{}, false
 		}
 	}
-	return shared.intern(d, m), d, true
+	return shared.intern(d, newResource(typeURL, name, m, b, d)), d, true
 }
 
 // edsReferences returns the EDS service names of the EDS clusters; a

@@ -10,7 +10,6 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
@@ -60,11 +59,11 @@ func TestBuild(t *testing.T) {
 				t.Errorf("CDS version %q vs base %q: same=%v, want %v", vers[0], baseVers[0], same, tc.sameCDS)
 			}
 			for i, st := range servedTypes {
-				if v := snap.Resources[st.slot].Version; v != vers[i] {
+				if v := snap.GetVersion(st.url); v != vers[i] {
 					t.Errorf("%s: cache version %q != reported %q", st.url, v, vers[i])
 				}
 			}
-			if snap.Resources[types.Listener].Version != baseVers[2] {
+			if snap.GetVersion(resourcev3.ListenerType) != baseVers[2] {
 				t.Errorf("LDS version changed without listeners changing")
 			}
 		})

@@ -56,8 +56,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	sidecars  cachev3.SnapshotCache // ADS mode: Envoy-style ordering and holding
-	proxyless cachev3.SnapshotCache // non-ADS mode: gRPC asks for some names only
+	sidecars  *sidecarCache  // shared resources, partial EDS/RDS (cache.go)
+	proxyless proxylessCache // go-control-plane's, non-ADS mode: gRPC asks for some names only
 	grpc      *grpc.Server
 
 	ctx    context.Context // cancelled by Close; ends streams and the push loop
@@ -121,16 +121,15 @@ func New(opts Options) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	cl := cpLogger{log}
-	s.sidecars = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cl)
-	s.proxyless = cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cl)
-	// In ADS mode the cache answers a request naming resources only when the
-	// snapshot holds exactly those names, so a gRPC client asking for one
-	// listener out of many would wait forever. Proxyless clients therefore
-	// get a non-ADS cache that filters to the names asked for.
+	s.sidecars = newSidecarCache(log)
+	// Proxyless gRPC clients ask for some listeners by name and expect only
+	// those: go-control-plane's non-ADS cache filters to the names asked
+	// for. They are few; sidecars and gateways get the sidecar cache.
+	s.proxyless = proxylessCache{cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cl)}
 	mux := &cachev3.MuxCache{
 		Classify:      func(r *cachev3.Request) string { return cacheKey(r.GetNode()) },
 		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return cacheKey(r.GetNode()) },
-		Caches:        map[string]cachev3.Cache{keySidecar: s.sidecars, keyProxyless: s.proxyless},
+		Caches:        map[string]cachev3.Cache{keySidecar: s.sidecars, keyProxyless: s.proxyless.SnapshotCache},
 	}
 	xds := serverv3.NewServer(s.ctx, mux, callbacks{s})
 	s.grpc = grpc.NewServer(
@@ -143,6 +142,27 @@ func New(opts Options) (*Server, error) {
 	)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, xds)
 	return s, nil
+}
+
+// nodeCache is where a node's snapshots go.
+type nodeCache interface {
+	// SetSnapshot makes snap the node's current snapshot and answers its
+	// open watches.
+	SetSnapshot(ctx context.Context, id string, snap *nodeSnapshot) error
+	// ClearSnapshot forgets the node.
+	ClearSnapshot(id string)
+}
+
+var (
+	_ nodeCache = (*sidecarCache)(nil)
+	_ nodeCache = proxylessCache{}
+)
+
+// proxylessCache is go-control-plane's snapshot cache as a nodeCache.
+type proxylessCache struct{ cachev3.SnapshotCache }
+
+func (c proxylessCache) SetSnapshot(ctx context.Context, id string, snap *nodeSnapshot) error {
+	return c.SnapshotCache.SetSnapshot(ctx, id, snap)
 }
 
 const (
