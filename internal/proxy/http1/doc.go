@@ -1,0 +1,29 @@
+// Package http1 speaks HTTP/1.1 for the proxy without net/http's
+// per-connection goroutines: a server connection loop that serves
+// HTTP/1.1 to an http.Handler (server*.go), and a client with a pool of
+// upstream connections per address (client*.go) that implements
+// http.RoundTripper, so that the proxy's retries, circuit breakers and
+// outlier reporting sit on top of it unchanged.
+//
+// Client: one exchange runs on the calling goroutine.
+//
+//	RoundTrip(req) ──▶ 1 hostPool(req.URL.Host): idle list, most recent last
+//	                   2 get: pop an idle conn; past the idle timeout → close;
+//	                     idle ≥ 250 ms or request not retryable → MSG_PEEK
+//	                     probe (EOF or unasked bytes → close); none → Dial
+//	                   3 context.AfterFunc(ctx, set past deadline): a cancel or
+//	                     per-try/route timeout interrupts any read or write
+//	                   4 head (+ body ≤ 64 KiB, Content-Length) in one buffered
+//	                     write; larger or chunked bodies: one goroutine writes
+//	                     while 5 runs, so an early answer cannot deadlock
+//	                   5 http.ReadResponse on the conn's bufio.Reader; 1xx →
+//	                     httptrace Got1xxResponse, then the next head
+//	                   6 failure on a reused conn before any response byte,
+//	                     request replayable → once more on a fresh conn
+//	resp.Body.Read ──▶ 7 EOF, keep-alive, body fully sent → back to the pool
+//	                     (idle timer armed); Close before EOF → conn closed
+//
+// Upgrades (WebSocket) and HTTP/2 are not handled here; the proxy keeps
+// net/http for them. A connection is used by one request at a time; the
+// pool bounds only idle connections (circuit breakers bound the rest).
+package http1
