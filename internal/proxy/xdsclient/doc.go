@@ -18,9 +18,11 @@
 //	                                     arrived once (or WarmingTimeout passed) → compile.Build → OnConfig
 //	stream breaks ──7 keep state and last config, back off (jittered, ≤ MaxBackoff), go to 1
 //
-// State (the decoded and parsed resources, delta resource versions, SotW
-// accepted versions, RDS/EDS subscriptions) lives for the whole of Run, so a
-// reconnect resumes rather than starts over. A state-of-the-world server
+// State (the parsed resources with a digest of each one's bytes, delta
+// resource versions, SotW accepted versions, RDS/EDS subscriptions) lives for
+// the whole of Run, so a reconnect resumes rather than starts over. Decoded
+// protos are dropped once parsed: only the parsed form feeds Build, and
+// keeping both doubled the memory per cluster and endpoint (issue 5). A state-of-the-world server
 // answers a NACK by resending the same resources; repeated identical NACKs
 // are therefore sent with a growing delay.
 package xdsclient

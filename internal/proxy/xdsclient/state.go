@@ -1,6 +1,7 @@
 package xdsclient
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,9 +60,13 @@ type state struct {
 	log  *slog.Logger
 	warm time.Duration
 
-	raw      map[string]map[string]proto.Message // type → name → decoded resource
-	versions map[string]map[string]string        // type → name → delta resource version
-	accepted map[string]string                   // type → last accepted version_info (SotW)
+	// held is type → name → digest of every stored resource. The decoded
+	// protos are not kept: the parsed form is what Build needs, and the
+	// protos cost more than it per resource (issue 5: KB per cluster and
+	// endpoint). The digest tells an unchanged resource from a new one.
+	held     map[string]map[string]digest
+	versions map[string]map[string]string // type → name → delta resource version
+	accepted map[string]string            // type → last accepted version_info (SotW)
 	parsed   *compile.Parsed
 	subs     map[string]map[string]subscription // RDS/EDS type → name → since
 
@@ -75,7 +80,7 @@ func newState(log *slog.Logger, warm time.Duration) *state {
 	s := &state{
 		log:      log,
 		warm:     warm,
-		raw:      map[string]map[string]proto.Message{},
+		held:     map[string]map[string]digest{},
 		versions: map[string]map[string]string{},
 		accepted: map[string]string{},
 		parsed:   compile.NewParsed(),
@@ -83,12 +88,27 @@ func newState(log *slog.Logger, warm time.Duration) *state {
 		seen:     map[string]bool{},
 	}
 	for _, t := range typeOrder {
-		s.raw[t] = map[string]proto.Message{}
+		s.held[t] = map[string]digest{}
 		s.versions[t] = map[string]string{}
 	}
 	s.subs[compile.RouteType] = map[string]subscription{}
 	s.subs[compile.EndpointType] = map[string]subscription{}
 	return s
+}
+
+// digest identifies a resource's content: SHA-256 of its serialized bytes.
+// Two encodings of one message may differ (proto encoding is not
+// canonical); that costs at most a rebuild, never a missed change.
+type digest [sha256.Size]byte
+
+func digestOf(a *anypb.Any) digest {
+	h := sha256.New()
+	h.Write([]byte(a.GetTypeUrl()))
+	h.Write([]byte{0})
+	h.Write(a.GetValue())
+	var d digest
+	h.Sum(d[:0])
+	return d
 }
 
 // subscribed returns the sorted names wanted for RDS or EDS.
@@ -106,7 +126,7 @@ type subChange struct {
 // stored and the error is the NACK's detail. On success it returns the
 // subscription changes the transport must send.
 func (s *state) apply(r *response, now time.Time) ([]subChange, error) {
-	decoded := make(map[string]proto.Message, len(r.items))
+	decoded := make(map[string]digest, len(r.items))
 	parsed := make(map[string]any, len(r.items))
 	for _, it := range r.items {
 		name, msg, err := compile.Decode(r.typeURL, it.any)
@@ -128,7 +148,7 @@ func (s *state) apply(r *response, now time.Time) ([]subChange, error) {
 		if err != nil {
 			return nil, err
 		}
-		decoded[name], parsed[name] = msg, p
+		decoded[name], parsed[name] = digestOf(it.any), p
 	}
 	for _, name := range r.removed {
 		if _, dup := decoded[name]; dup {
@@ -137,19 +157,19 @@ func (s *state) apply(r *response, now time.Time) ([]subChange, error) {
 	}
 
 	// Commit.
-	raw := s.raw[r.typeURL]
+	held := s.held[r.typeURL]
 	changed := false
 	remove := func(name string) {
-		if _, ok := raw[name]; !ok {
+		if _, ok := held[name]; !ok {
 			return
 		}
 		changed = true
-		delete(raw, name)
+		delete(held, name)
 		delete(s.versions[r.typeURL], name)
 		s.forget(r.typeURL, name)
 	}
 	if r.full {
-		for name := range raw {
+		for name := range held {
 			if _, ok := decoded[name]; !ok {
 				remove(name)
 			}
@@ -165,12 +185,12 @@ func (s *state) apply(r *response, now time.Time) ([]subChange, error) {
 			}
 		}
 	}
-	for name, msg := range decoded {
-		if old, ok := raw[name]; ok && proto.Equal(old, msg) {
+	for name, d := range decoded {
+		if old, ok := held[name]; ok && old == d {
 			continue
 		}
 		changed = true
-		raw[name] = msg
+		held[name] = d
 		s.store(name, parsed[name])
 	}
 	if r.version != "" {
@@ -250,8 +270,8 @@ func (s *state) resubscribe(typeURL string, want []string, now time.Time) []subC
 		if !wanted[name] {
 			delete(subs, name)
 			c.removed = append(c.removed, name)
-			if _, ok := s.raw[typeURL][name]; ok {
-				delete(s.raw[typeURL], name)
+			if _, ok := s.held[typeURL][name]; ok {
+				delete(s.held[typeURL], name)
 				delete(s.versions[typeURL], name)
 				s.forget(typeURL, name)
 				s.dirty = true
@@ -270,7 +290,7 @@ func (s *state) resubscribe(typeURL string, want []string, now time.Time) []subC
 func (s *state) pending(now time.Time) (names []string, deadline time.Time) {
 	for _, typeURL := range []string{compile.RouteType, compile.EndpointType} {
 		for _, name := range s.subscribed(typeURL) {
-			if _, ok := s.raw[typeURL][name]; ok {
+			if _, ok := s.held[typeURL][name]; ok {
 				continue
 			}
 			d := s.subs[typeURL][name].since.Add(s.warm)
@@ -291,7 +311,7 @@ func (s *state) missing() []string {
 	var names []string
 	for _, typeURL := range []string{compile.RouteType, compile.EndpointType} {
 		for _, name := range s.subscribed(typeURL) {
-			if _, ok := s.raw[typeURL][name]; !ok {
+			if _, ok := s.held[typeURL][name]; !ok {
 				names = append(names, typeName(typeURL)+" "+name)
 			}
 		}
