@@ -12,7 +12,7 @@ all: build
 ## build: compile trellisd, trellis-proxy and trellis into bin/
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/trellisd ./cmd/trellis-proxy ./cmd/trellis
+	$(GO) build -tags grpcnotrace -o $(BIN)/ ./cmd/trellisd ./cmd/trellis-proxy ./cmd/trellis
 
 ## demo: run the local Bookinfo mesh (Ctrl-C stops everything)
 demo: build
