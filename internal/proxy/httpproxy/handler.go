@@ -4,10 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,7 +44,6 @@ type Options struct {
 type Handler struct {
 	state    atomic.Pointer[state]
 	inFlight atomic.Int64
-	rp       *httputil.ReverseProxy
 	log      *slog.Logger
 	onDone   func(*http.Request, *RequestInfo)
 	jwks     *jwt.Cache
@@ -77,20 +73,6 @@ func NewHandler(opts Options) *Handler {
 		h.jwks = jwt.NewCache(jwt.CacheOptions{Logger: log, Client: &http.Client{
 			Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}})
 	}
-	h.rp = &httputil.ReverseProxy{
-		Rewrite:   rewrite,
-		Transport: roundTripper{},
-		// -1: forward each part as it arrives, as Envoy does. With 0, a slow
-		// upstream's headers and body would wait in the server's buffer
-		// until the response ends (TestResponseFlagsUCDC catches it). A
-		// small response is still one write: the flush after its only body
-		// write sends the headers too.
-		FlushInterval:  -1,
-		BufferPool:     bufferPool{},
-		ModifyResponse: modifyResponse,
-		ErrorHandler:   h.upstreamError,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
 	return h
 }
 
@@ -116,7 +98,8 @@ func (h *Handler) InFlight() int64 { return h.inFlight.Load() }
 type exchangeKey struct{}
 
 // exchange is one request's private state; it is also the ResponseWriter
-// handed to the reverse proxy so that the status is recorded.
+// that local replies and the forwarder write through, so that the status
+// is recorded.
 type exchange struct {
 	info    RequestInfo
 	w       http.ResponseWriter
@@ -132,7 +115,8 @@ type exchange struct {
 	cancels [2]context.CancelFunc // per-try timeouts, released at the end
 	more    []context.CancelFunc
 
-	up upstreamExchange // hash, circuit-breaker releases (upstream_exchange.go)
+	up  upstreamExchange // hash, circuit-breaker releases (upstream_exchange.go)
+	fwd forwardState     // the upstream request and its context (forward.go)
 }
 
 // InfoFrom returns the RequestInfo of the request whose context is ctx
@@ -207,7 +191,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.inFlight.Add(-1)
 		p := recover()
 		if p != nil {
-			// http.ErrAbortHandler from the reverse proxy: the response
+			// http.ErrAbortHandler from the forwarder: the response
 			// broke mid-stream. Record it, then let the server abort.
 			if ex.ctx != nil && ex.ctx.Err() == context.DeadlineExceeded {
 				ex.addFlag("UT")
@@ -294,11 +278,9 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		} else if strings.EqualFold(up[0], "websocket") {
 			h.localReply(ex, r, http.StatusForbidden, "", "")
 			return
-		} else {
-			// Other upgrades (h2c, TLS) are not ours to negotiate: forward
-			// the request as a plain one.
-			r.Header.Del("Upgrade")
 		}
+		// Other upgrades (h2c, TLS) are not ours to negotiate: the request
+		// goes upstream as a plain one (Upgrade is hop-by-hop).
 	}
 	d := rt.pick()
 	if d == nil || d.up == nil {
@@ -319,79 +301,12 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 	}
 	ex.ctx = ctx
 	h.prepareUpstream(ex, r) // hash policy, mirrors (upstream_exchange.go)
-	h.rp.ServeHTTP(ex, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
-}
-
-// rewrite builds the upstream request; the reverse proxy has already
-// removed hop-by-hop and X-Forwarded-* headers from pr.Out.
-func rewrite(pr *httputil.ProxyRequest) {
-	ex := pr.In.Context().Value(exchangeKey{}).(*exchange)
-	in, out := pr.In, pr.Out
-	fwd := ex.route.rt.Forward
-	out.URL.Scheme = "http"
-	out.URL.User = nil
-	switch {
-	case fwd.PrefixRewrite != "":
-		// Envoy swaps "the matched prefix (or path)": an exact or regex
-		// match matched the whole path, so all of it is replaced.
-		p := in.URL.EscapedPath()
-		prefix := p
-		if ex.route.match.kind == runtime.PathPrefix {
-			prefix = ex.route.match.path
-		}
-		setPath(out.URL, p, prefix, fwd.PrefixRewrite)
-	case fwd.RegexRewrite != nil:
-		rr := fwd.RegexRewrite
-		setPath(out.URL, rr.Pattern.ReplaceAllString(in.URL.EscapedPath(), rr.Template), "", "")
-	}
-	host := in.Host
-	if fwd.HostRewrite != "" {
-		host = fwd.HostRewrite
-	}
-	for _, k := range [...]string{hdrForwardedFor, "X-Forwarded-Host", "Forwarded"} {
-		if v := in.Header[k]; v != nil {
-			out.Header[k] = v
-		}
-	}
-	if v := in.Header[hdrForwardProto]; v != nil {
-		out.Header[hdrForwardProto] = v
-	} else {
-		out.Header[hdrForwardProto] = protoHTTP
-		if in.TLS != nil {
-			out.Header[hdrForwardProto] = protoHTTPS
-		}
-	}
-	if v := in.Header[hdrRequestID]; len(v) == 0 || v[0] != ex.info.RequestID {
-		out.Header[hdrRequestID] = []string{ex.info.RequestID}
-	}
-	ex.route.reqHdr.apply(out.Header, &host)
-	ex.dest.reqHdr.apply(out.Header, &host)
-	out.Host = host
-}
-
-// setPath sets u's path to the escaped path p with prefix replaced by
-// replacement (rewritePath).
-func setPath(u *url.URL, p, prefix, replacement string) {
-	esc, unesc := rewritePath(p, prefix, replacement)
-	u.Path = unesc
-	u.RawPath = ""
-	if esc != unesc {
-		u.RawPath = esc
-	}
-}
-
-func modifyResponse(resp *http.Response) error {
-	ex := resp.Request.Context().Value(exchangeKey{}).(*exchange)
-	ex.route.respHdr.apply(resp.Header, nil)
-	ex.dest.respHdr.apply(resp.Header, nil)
-	ex.up.setCookie(resp.Header)
-	return nil
+	h.forward(ex, r)
 }
 
 // upstreamError answers a request whose upstream exchange failed before
 // a response was written.
-func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	ex := r.Context().Value(exchangeKey{}).(*exchange)
+func (h *Handler) upstreamError(ex *exchange, r *http.Request, err error) {
 	switch {
 	case strings.Contains(ex.info.Flags, "UH"):
 		h.localReply(ex, r, http.StatusServiceUnavailable, "", "no healthy upstream")
@@ -511,27 +426,4 @@ func grpcStatus(code int) string {
 		return "14" // UNAVAILABLE
 	}
 	return "2" // UNKNOWN
-}
-
-// bufferPool recycles the reverse proxy's copy buffers. Buffers travel in
-// *[]byte holders, themselves pooled, so that Get and Put do not allocate.
-type bufferPool struct{}
-
-var (
-	copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-	holders     = sync.Pool{New: func() any { return new([]byte) }}
-)
-
-func (bufferPool) Get() []byte {
-	p := copyBuffers.Get().(*[]byte)
-	b := *p
-	*p = nil
-	holders.Put(p)
-	return b
-}
-
-func (bufferPool) Put(b []byte) {
-	p := holders.Get().(*[]byte)
-	*p = b
-	copyBuffers.Put(p)
 }

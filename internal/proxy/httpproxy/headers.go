@@ -87,7 +87,10 @@ const (
 )
 
 var (
-	protoHTTP = []string{"http"}[:1:1]
+	protoHTTP     = []string{"http"}[:1:1]
+	trailersValue = []string{"trailers"}[:1:1]
+	upgradeValue  = []string{"Upgrade"}[:1:1]
+	emptyValue    = []string{""}[:1:1]
 	// attemptValues are shared x-envoy-attempt-count values.
 	attemptValues = func() [][]string {
 		v := make([][]string, 11)
@@ -97,6 +100,66 @@ var (
 		return v
 	}()
 )
+
+// isHopHeader reports whether the canonical key k names a hop-by-hop
+// header (RFC 9110 section 7.6.1, and the older ones proxies still meet).
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// headerHasToken reports whether the comma-separated values vs contain
+// token, compared case-insensitively (Connection: keep-alive, Upgrade).
+func headerHasToken(vs []string, token string) bool {
+	for _, v := range vs {
+		for len(v) > 0 {
+			var t string
+			if i := strings.IndexByte(v, ','); i >= 0 {
+				t, v = v[:i], v[i+1:]
+			} else {
+				t, v = v, ""
+			}
+			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// teTrailers reports whether a TE header asks for trailers, the one TE
+// value a proxy passes on.
+func teTrailers(te []string) bool { return len(te) > 0 && headerHasToken(te, "trailers") }
+
+// upstreamHeader returns a copy of in without hop-by-hop headers: the
+// fixed ones and those the Connection header lists. The copy shares in's
+// value slices, capped so that an append copies; extra is room for
+// headers the caller adds.
+func upstreamHeader(in http.Header, extra int) http.Header {
+	out := make(http.Header, len(in)+extra)
+	conn := in["Connection"]
+	for k, v := range in {
+		if isHopHeader(k) || (len(conn) > 0 && headerHasToken(conn, k)) {
+			continue
+		}
+		out[k] = v[:len(v):len(v)]
+	}
+	return out
+}
+
+// stripHopHeaders removes hop-by-hop headers from h in place.
+func stripHopHeaders(h http.Header) {
+	conn := h["Connection"]
+	for k := range h {
+		if isHopHeader(k) || (len(conn) > 0 && headerHasToken(conn, k)) {
+			delete(h, k)
+		}
+	}
+}
 
 func attemptValue(n int) []string {
 	if n < len(attemptValues) {
