@@ -134,11 +134,13 @@ func (p *Pools) CloseIdle() {
 	for _, t := range p.m {
 		t.CloseIdleConnections()
 	}
+	p.ext.closeIdle() // HTTP/1.1 clients (upstream_pools.go)
 }
 
 // Close closes idle connections; in-flight ones finish on their own.
 func (p *Pools) Close() error {
 	p.ext.mirrors.Close() // waits for in-flight mirrors (mirror.go)
+	p.closeClients()      // HTTP/1.1 clients (upstream_pools.go)
 	p.CloseIdle()
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/trellis-mesh/trellis/internal/proxy/http1"
 	"github.com/trellis-mesh/trellis/internal/proxy/lb"
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 	ups "github.com/trellis-mesh/trellis/internal/proxy/upstream"
@@ -49,6 +50,9 @@ type poolsExt struct {
 	set     *ups.Set
 	secrets runtime.Secrets
 	mirrors *mirrors
+	// h1 are the HTTP/1.1 clients by connection settings, guarded by
+	// Pools.mu; the ones the latest config does not use are closed.
+	h1 map[poolKey]*http1.Client
 }
 
 // transportOpts are the comparable connection settings of a transport.
@@ -66,15 +70,27 @@ type upstreamExt struct {
 	rc      *runtime.Cluster
 	state   *ups.Cluster
 	mirrors *mirrors
-	// tls holds h1/h2 transports per TLS setting of the cluster (its
+	// upgrade is net/http's HTTP/1.1 transport, for upgrades (WebSocket):
+	// upstream.h1 is an *http1.Client, which does not do them.
+	upgrade http.RoundTripper
+	// tls holds the transports per TLS setting of the cluster (its
 	// transport_socket and each transport_socket_matches entry).
-	tls map[*runtime.UpstreamTLS]*[2]http.RoundTripper
+	tls map[*runtime.UpstreamTLS]*tlsTransports
+}
+
+// tlsTransports are a cluster's transports for one upstream TLS setting.
+type tlsTransports struct {
+	h1      *http1.Client
+	upgrade *http.Transport // HTTP/1.1 upgrades
+	h2      *http.Transport
 }
 
 // attach resolves upstream state and transports for the clusters of one
-// config. Clusters absent from this config lose their state.
+// config. Clusters absent from this config lose their state, and the
+// HTTP/1.1 clients no cluster of it uses are closed.
 func (p *Pools) attach(clusters map[string]*upstream, rcs map[string]*runtime.Cluster) {
 	states := p.ext.set.Update(rcs)
+	used := make(map[*http1.Client]bool)
 	for name, u := range clusters {
 		rc := rcs[name]
 		st := states[name]
@@ -92,21 +108,91 @@ func (p *Pools) attach(clusters map[string]*upstream, rcs map[string]*runtime.Cl
 			u.h1 = p.transportWith(false, ct, base, nil)
 			u.h2 = p.transportWith(true, ct, base, nil)
 		}
+		u.ext.upgrade = u.h1
+		h1 := p.clientWith(ct, base, nil)
+		used[h1] = true
+		u.h1 = h1
 		add := func(t *runtime.UpstreamTLS) {
 			if t == nil {
 				return
 			}
 			if u.ext.tls == nil {
-				u.ext.tls = map[*runtime.UpstreamTLS]*[2]http.RoundTripper{}
+				u.ext.tls = map[*runtime.UpstreamTLS]*tlsTransports{}
 			}
 			o := base
 			o.tlsKey = ups.Key(t)
-			u.ext.tls[t] = &[2]http.RoundTripper{p.transportWith(false, ct, o, t), p.transportWith(true, ct, o, t)}
+			tt := &tlsTransports{
+				h1:      p.clientWith(ct, o, t),
+				upgrade: p.transportWith(false, ct, o, t),
+				h2:      p.transportWith(true, ct, o, t),
+			}
+			used[tt.h1] = true
+			u.ext.tls[t] = tt
 		}
 		add(rc.TLS)
 		for i := range rc.TLSMatches {
 			add(rc.TLSMatches[i].TLS)
 		}
+	}
+	p.mu.Lock()
+	var unused []*http1.Client
+	for k, c := range p.ext.h1 {
+		if !used[c] {
+			unused = append(unused, c)
+			delete(p.ext.h1, k)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range unused {
+		_ = c.Close() // requests in flight finish, then close their connections
+	}
+}
+
+// clientWith returns the shared HTTP/1.1 client for the settings,
+// creating it on first use.
+func (p *Pools) clientWith(ct time.Duration, o transportOpts, t *runtime.UpstreamTLS) *http1.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := poolKey{connectTimeout: ct, opts: o}
+	if c := p.ext.h1[k]; c != nil {
+		return c
+	}
+	dial := p.dialer(ct, o, t)
+	idle := o.idle
+	if idle <= 0 {
+		idle = 90 * time.Second // net/http's default, as the plain transport has
+		if o != (transportOpts{}) {
+			idle = time.Hour // Envoy's upstream idle_timeout default
+		}
+	}
+	c := http1.NewClient(http1.ClientOptions{
+		Dial:              func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) },
+		IdleTimeout:       idle,
+		MaxIdlePerHost:    1024,
+		DisableKeepAlives: o.noKeepAlive,
+	})
+	if p.ext.h1 == nil {
+		p.ext.h1 = map[poolKey]*http1.Client{}
+	}
+	p.ext.h1[k] = c
+	return c
+}
+
+// closeIdle closes the HTTP/1.1 clients' idle connections; p.mu is held.
+func (e *poolsExt) closeIdle() {
+	for _, c := range e.h1 {
+		c.CloseIdleConnections()
+	}
+}
+
+// closeClients closes the HTTP/1.1 clients: connections in flight are
+// closed after their request.
+func (p *Pools) closeClients() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, c := range p.ext.h1 {
+		_ = c.Close()
+		delete(p.ext.h1, k)
 	}
 }
 
@@ -120,47 +206,58 @@ func (p *Pools) transportWith(h2 bool, ct time.Duration, o transportOpts, t *run
 		return tr
 	}
 	tr := newTransport(h2, ct)
-	d := &net.Dialer{Timeout: ct, KeepAlive: 30 * time.Second}
-	if o.kaOn {
-		d.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: o.kaIdle, Interval: o.kaIv, Count: int(o.kaCount)}
-	}
-	tr.DialContext = d.DialContext
+	tr.DialContext = p.dialer(ct, o, t)
 	if o.idle > 0 {
 		tr.IdleConnTimeout = o.idle
 	} else if o != (transportOpts{}) {
 		tr.IdleConnTimeout = time.Hour // Envoy's upstream idle_timeout default
 	}
 	tr.DisableKeepAlives = o.noKeepAlive
-	if t != nil {
-		// TLS is layered in the dialer so that the transport keeps
-		// speaking its configured protocol (h2 with prior knowledge over
-		// TLS for HTTP/2 clusters, as Envoy does with explicit h2).
-		cfg := ups.ClientTLS(t, p.ext.secrets)
-		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			raw, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			c := tls.Client(raw, cfg)
-			hctx, cancel := context.WithTimeout(ctx, ct)
-			defer cancel()
-			if err := c.HandshakeContext(hctx); err != nil {
-				_ = raw.Close()
-				// A failed handshake is a connect failure (flag UF), as
-				// Envoy counts it.
-				return nil, &net.OpError{Op: "dial", Net: network, Err: err}
-			}
-			return c, nil
-		}
-	}
 	p.m[k] = tr
 	return tr
 }
 
+// dialer returns the dial function for the settings: TCP with the connect
+// timeout and keep-alive options, then the TLS handshake when t is set.
+// TLS is layered in the dialer so that a transport keeps speaking its
+// configured protocol (h2 with prior knowledge over TLS for HTTP/2
+// clusters, as Envoy does with explicit h2).
+func (p *Pools) dialer(ct time.Duration, o transportOpts, t *runtime.UpstreamTLS) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: ct, KeepAlive: 30 * time.Second}
+	if o.kaOn {
+		d.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: o.kaIdle, Interval: o.kaIv, Count: int(o.kaCount)}
+	}
+	if t == nil {
+		return d.DialContext
+	}
+	cfg := ups.ClientTLS(t, p.ext.secrets)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := tls.Client(raw, cfg)
+		hctx, cancel := context.WithTimeout(ctx, ct)
+		defer cancel()
+		if err := c.HandshakeContext(hctx); err != nil {
+			_ = raw.Close()
+			// A failed handshake is a connect failure (flag UF), as
+			// Envoy counts it.
+			return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+		}
+		return c, nil
+	}
+}
+
 // transportForEndpoint returns the transport for an attempt on ep: the TLS
 // transport its transport socket match selects, else the plain one.
+// HTTP/1.1 goes through an *http1.Client, upgrades through net/http.
 func (u *upstream) transportForEndpoint(ep *runtime.Endpoint, downH2, upgrade bool) http.RoundTripper {
 	plain := u.transportFor(downH2, upgrade)
+	isH2 := plain == u.h2
+	if upgrade && u.ext.upgrade != nil {
+		plain = u.ext.upgrade
+	}
 	if u.ext.rc == nil || (u.ext.rc.TLS == nil && len(u.ext.rc.TLSMatches) == 0) {
 		return plain
 	}
@@ -168,14 +265,16 @@ func (u *upstream) transportForEndpoint(ep *runtime.Endpoint, downH2, upgrade bo
 	if t == nil {
 		return plain
 	}
-	pair := u.ext.tls[t]
-	if pair == nil {
+	tt := u.ext.tls[t]
+	switch {
+	case tt == nil:
 		return plain
+	case isH2:
+		return tt.h2
+	case upgrade:
+		return tt.upgrade
 	}
-	if plain == u.h2 {
-		return pair[1]
-	}
-	return pair[0]
+	return tt.h1
 }
 
 // exclusive reports whether rt holds a connection per request (HTTP/1.1),
@@ -184,8 +283,8 @@ func (u *upstream) exclusive(rt http.RoundTripper) bool {
 	if rt == u.h2 {
 		return false
 	}
-	for _, pair := range u.ext.tls {
-		if rt == pair[1] {
+	for _, tt := range u.ext.tls {
+		if rt == tt.h2 {
 			return false
 		}
 	}
