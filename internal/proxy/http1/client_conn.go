@@ -20,6 +20,10 @@ var (
 	errBodyClosed       = errors.New("http1: read on closed response body")
 )
 
+// clientWriterWait is how long a finished exchange waits for its body
+// writer before giving up on the connection.
+const clientWriterWait = 50 * time.Millisecond
+
 // aLongTimeAgo is the deadline that interrupts a blocked read or write.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -216,12 +220,11 @@ func (cc *clientConn) finish(stop func() bool, keep bool) {
 		keep = false // the deadline may be set
 	}
 	if cc.writer != nil {
-		select {
-		case err := <-cc.writer:
+		if done, err := cc.wroteBody(keep); done {
 			cc.writer = nil
 			cc.bw.Reset(cc)
 			keep = keep && err == nil
-		default:
+		} else {
 			keep = false // still sending: the upstream answered early
 		}
 	}
@@ -230,6 +233,29 @@ func (cc *clientConn) finish(stop func() bool, keep bool) {
 		return
 	}
 	cc.close()
+}
+
+// wroteBody returns the body writer's result. When the connection is to
+// be kept it waits a little for the writer, which usually finished just
+// before the upstream answered (net/http waits 50 ms the same way);
+// otherwise done is false when the writer is still running.
+func (cc *clientConn) wroteBody(wait bool) (done bool, err error) {
+	select {
+	case err = <-cc.writer:
+		return true, err
+	default:
+	}
+	if !wait {
+		return false, nil
+	}
+	t := time.NewTimer(clientWriterWait)
+	defer t.Stop()
+	select {
+	case err = <-cc.writer:
+		return true, err
+	case <-t.C:
+		return false, nil
+	}
 }
 
 // clientBody is a response body that gives its connection back at EOF.

@@ -5,14 +5,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/bits"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/trellis-mesh/trellis/internal/proxy/http1"
 	"github.com/trellis-mesh/trellis/internal/proxy/lb"
 	ups "github.com/trellis-mesh/trellis/internal/proxy/upstream"
 )
@@ -38,7 +41,15 @@ type roundTripper struct{}
 
 var _ http.RoundTripper = roundTripper{}
 
-func (roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
+func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
+	var body *replayBody
+	resp, err := rt.roundTrip(out, &body)
+	body.release()
+	return resp, err
+}
+
+// roundTrip is RoundTrip; *bodyp is the replay buffer it made, if any.
+func (roundTripper) roundTrip(out *http.Request, bodyp **replayBody) (*http.Response, error) {
 	ctx := out.Context()
 	ex := ctx.Value(exchangeKey{}).(*exchange)
 	up := ex.dest.up
@@ -52,6 +63,7 @@ func (roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 			if body, err = newReplayBody(out.Body, out.ContentLength); err != nil {
 				return nil, err
 			}
+			*bodyp = body
 			out.Body = body.reader()
 			if body.buf != nil {
 				out.GetBody = body.getBody
@@ -73,6 +85,11 @@ func (roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 		tried = append(tried, pick.Addr)
 
 		rt := up.transportForEndpoint(pick.Endpoint, ex.downH2, ex.upgrade)
+		if _, sync := rt.(*http1.Client); !sync && body != nil {
+			// net/http may read the body after RoundTrip returns (HTTP/2
+			// streams it): its buffer must not be recycled.
+			body.shared = true
+		}
 		if up.ext.state != nil {
 			ex.releaseAttempt()
 			rel, err := up.ext.state.Breakers.Acquire(ctx, up.exclusive(rt))
@@ -276,17 +293,51 @@ type replayBody struct {
 	buf     []byte        // the whole body, when buffered
 	rc      io.ReadCloser // the downstream body, when streamed
 	touched atomic.Bool   // set by the transport's writer goroutine
+	// pooled holds buf's backing array from replayBuffers; shared: a
+	// transport that may still read it after RoundTrip saw it.
+	pooled *[]byte
+	shared bool
 }
+
+// replayBuffers recycle replay buffers by size class: class c holds
+// capacity 1 KiB << c, up to maxReplayBody. With retries on (Istio's
+// default), every small request body is buffered: recycling saves an
+// allocation of its size per request.
+var replayBuffers [7]sync.Pool
+
+func replayClass(n int64) int { return max(bits.Len64(uint64(n-1)), 10) - 10 }
 
 func newReplayBody(rc io.ReadCloser, n int64) (*replayBody, error) {
 	if n < 0 || n > maxReplayBody {
 		return &replayBody{rc: rc}, nil
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(rc, buf); err != nil {
+	b := &replayBody{}
+	if n == 0 {
+		b.buf = []byte{}
+		return b, nil
+	}
+	c := replayClass(n)
+	p, _ := replayBuffers[c].Get().(*[]byte)
+	if p == nil {
+		buf := make([]byte, 0, 1<<(c+10))
+		p = &buf
+	}
+	b.pooled, b.buf = p, (*p)[:n]
+	if _, err := io.ReadFull(rc, b.buf); err != nil {
+		b.release()
 		return nil, err
 	}
-	return &replayBody{buf: buf}, nil
+	return b, nil
+}
+
+// release recycles the buffer once no attempt can read it any more. A
+// nil receiver is a no-op.
+func (b *replayBody) release() {
+	if b == nil || b.pooled == nil || b.shared {
+		return
+	}
+	replayBuffers[replayClass(int64(cap(*b.pooled)))].Put(b.pooled)
+	b.pooled, b.buf = nil, nil
 }
 
 // replayable reports whether another attempt can send the body. A nil
