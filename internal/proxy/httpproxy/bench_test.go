@@ -48,9 +48,13 @@ func BenchmarkProxiedRequest(b *testing.B) {
 			name string
 			up   http.Handler
 			body string
-		}{{"", okHandler, ""}, {"/post-1KiB", echoHandler, payload}} {
+			rbac bool // an RBAC filter (Istio's DENY of /admin) that allows the request
+		}{{"", okHandler, "", false}, {"/post-1KiB", echoHandler, payload, false}, {"/rbac", okHandler, "", true}} {
 			b.Run(proto.name+tc.name, func(b *testing.B) {
 				cfg := config([]*runtime.Cluster{cluster("c", proto.p, backend(b, tc.up))}, anyHost("c", nil))
+				if tc.rbac {
+					cfg.Listeners[0].HTTP.Filters = []*runtime.HTTPFilter{{Name: runtime.FilterRBAC, RBAC: denyAdmin(b)}}
+				}
 				h := newHandler(b, cfg, Options{})
 				req := httptest.NewRequest("GET", "http://svc/bench", nil)
 				req.Header.Set("X-Request-Id", "fixed")

@@ -101,7 +101,10 @@ type filterCtx struct {
 
 	// md is the request's dynamic metadata by filter namespace.
 	md  map[string]*structpb.Struct
-	req *authz.Request // built on first use
+	req *authz.Request // built on first use, in reqBuf
+	// reqBuf holds req, so that the filter context and the request it
+	// describes are one allocation.
+	reqBuf authz.Request
 }
 
 // override returns the running filter's typed_per_filter_config entry:
@@ -139,7 +142,8 @@ func (fx *filterCtx) authzRequest() *authz.Request {
 		return fx.req
 	}
 	r := fx.r
-	q := &authz.Request{
+	q := &fx.reqBuf
+	*q = authz.Request{
 		HTTP:    true,
 		Method:  r.Method,
 		Host:    r.Host,
@@ -172,7 +176,11 @@ func connInfo(r *http.Request, q *authz.Request) {
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		q.DirectRemoteIP = ap.Addr().Unmap()
 	}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+	switch la := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		ap := la.AddrPort() // without formatting and parsing the address
+		q.DestinationIP, q.DestinationPort = ap.Addr().Unmap(), ap.Port()
+	case net.Addr:
 		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
 			q.DestinationIP, q.DestinationPort = ap.Addr().Unmap(), ap.Port()
 		}
