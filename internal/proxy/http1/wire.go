@@ -139,17 +139,21 @@ func wireWriteTarget(bw *bufio.Writer, req *http.Request) error {
 		return nil
 	}
 	var path string
+	absolute := false
 	if u.Opaque != "" {
 		path = u.Opaque
-		if strings.HasPrefix(path, "//") {
-			bw.WriteString(u.Scheme)
-			bw.WriteByte(':')
-		}
+		absolute = strings.HasPrefix(path, "//") && u.Scheme != ""
 	} else if path = u.EscapedPath(); path == "" {
 		path = "/"
 	}
-	if !validTarget(path) || !validTarget(u.RawQuery) {
+	// origin-form, asterisk-form or absolute-form (RFC 9112 section 3.2).
+	origin := strings.HasPrefix(path, "/") || path == "*"
+	if !(origin || absolute) || !validTarget(path) || !validTarget(u.RawQuery) {
 		return fmt.Errorf("http1: write request: invalid request target %q", path)
+	}
+	if absolute {
+		bw.WriteString(u.Scheme)
+		bw.WriteByte(':')
 	}
 	bw.WriteString(path)
 	if u.ForceQuery || u.RawQuery != "" {
