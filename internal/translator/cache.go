@@ -56,6 +56,20 @@ func TranslateCached(s *snapshot.Snapshot, p Proxy, c *Cache) *Resources {
 	return translate(s, p, c)
 }
 
+// TranslateClusters returns only the outbound clusters of the visible
+// services whose hostname passes hosts, and their ClusterLoadAssignments,
+// each equal to what TranslateCached(s, p, c) returns under the same name
+// (and shared with it through c). Nothing else a translation emits reads
+// registry endpoints (cluster.go, security_mtls.go), so after a change that
+// only moved endpoints of some hosts, a proxy's other resources stay as they
+// were and these are all that can differ (issue 5: xdsserver patches its
+// last result instead of translating every proxy again).
+func TranslateClusters(s *snapshot.Snapshot, p Proxy, c *Cache, hosts func(host string) bool) *Resources {
+	b := newBuilder(s, p, c)
+	b.buildOutboundClusters(hosts)
+	return b.out
+}
+
 // drKey: destinationRule reads the proxy's namespace and the service.
 type drKey struct {
 	ns  string

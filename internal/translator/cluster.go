@@ -17,7 +17,22 @@ import (
 // ClusterLoadAssignments, and BlackHoleCluster. Each cluster carries the
 // DestinationRule policy merged as Istio merges it (trafficpolicy.go).
 func (b *builder) buildClusters() {
+	b.buildOutboundClusters(nil)
+	b.out.Clusters[blackHoleCluster] = &clusterv3.Cluster{
+		Name:                 blackHoleCluster,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		ConnectTimeout:       duration(defaultConnectTimeout),
+		LoadAssignment:       &endpointv3.ClusterLoadAssignment{ClusterName: blackHoleCluster},
+	}
+}
+
+// buildOutboundClusters adds the outbound clusters of the visible services
+// whose hostname passes keep (nil: all) and their ClusterLoadAssignments.
+func (b *builder) buildOutboundClusters(keep func(host string) bool) {
 	for _, svc := range b.visible {
+		if keep != nil && !keep(svc.Hostname) {
+			continue
+		}
 		dr := b.destinationRule(svc)
 		for pi := range svc.Ports {
 			b.addOutboundCluster(svc, dr, pi, -1)
@@ -28,12 +43,6 @@ func (b *builder) buildClusters() {
 				b.addOutboundCluster(svc, dr, pi, si)
 			}
 		}
-	}
-	b.out.Clusters[blackHoleCluster] = &clusterv3.Cluster{
-		Name:                 blackHoleCluster,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-		ConnectTimeout:       duration(defaultConnectTimeout),
-		LoadAssignment:       &endpointv3.ClusterLoadAssignment{ClusterName: blackHoleCluster},
 	}
 }
 

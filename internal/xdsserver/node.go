@@ -35,6 +35,8 @@ type node struct {
 	closed bool     // guarded by mu: the last stream closed
 	set    bool     // guarded by mu: a snapshot was set
 	vers   versions // guarded by mu: the versions last set
+	// last is the snapshot last set, the base of patch. Guarded by mu.
+	last *nodeSnapshot
 	// snap is the snapshot the node's resources were last translated from,
 	// or found unaffected by; hosts are the HOSTs of the outbound clusters
 	// and endpoints that translation returned (before build dropped any),
@@ -42,8 +44,9 @@ type node struct {
 	snap  *snapshot.Snapshot
 	hosts []unique.Handle[string]
 
-	// translations counts calls of Options.Translate for this node (tests).
-	translations atomic.Uint64
+	// translations counts calls of Options.Translate or patch for this
+	// node, patches those of patch (tests).
+	translations, patches atomic.Uint64
 }
 
 // typeState is the delivery state of one xDS type to one node.
@@ -184,11 +187,23 @@ func (s *Server) compute(n *node) (skipped bool) {
 		return false // nothing published yet; the first Update pushes
 	}
 	if s.incremental && n.snap != nil {
-		if n.snap == snap || !s.diffs.get(n.snap, snap).affects(n.hosts, ownWorkload(n.proxy)) {
+		c := fullChange
+		if n.snap != snap {
+			c = s.diffs.get(n.snap, snap)
+		}
+		if n.snap == snap || !c.affects(n.hosts, ownWorkload(n.proxy)) {
 			// Translation is pure: this proxy's resources are the same.
 			n.snap = snap
 			n.snapVersion.Store(snap.Version)
 			return true
+		}
+		if !c.full && !c.workloads[ownWorkload(n.proxy)] && n.last != nil {
+			if cs, vers, ok := s.patch(n, snap, c); ok {
+				n.translations.Add(1)
+				n.patches.Add(1)
+				s.publish(n, snap, updated, cs, vers, n.hosts)
+				return false
+			}
 		}
 	}
 	n.translations.Add(1)
@@ -199,26 +214,37 @@ func (s *Server) compute(n *node) (skipped bool) {
 		return false
 	}
 	cs, vers := build(res, n.id, s.log, s.shared)
+	var hosts []unique.Handle[string]
+	if s.incremental {
+		hosts = outboundHosts(res)
+	}
+	s.publish(n, snap, updated, cs, vers, hosts)
+	return false
+}
+
+// publish hands n's new snapshot cs, computed from snap, to the cache when
+// any type's version changed. hosts are the outbound hosts of the
+// translation (change.go). Called with n.mu held.
+func (s *Server) publish(n *node, snap *snapshot.Snapshot, updated time.Time, cs *nodeSnapshot, vers versions, hosts []unique.Handle[string]) {
 	n.snapVersion.Store(snap.Version)
 	// The node's resources follow snap only once the cache holds them; until
 	// then the next change is classified from the older snapshot.
 	done := func() {
 		if s.incremental {
-			n.snap, n.hosts = snap, outboundHosts(res)
+			n.snap, n.hosts = snap, hosts
 		}
 	}
 	if n.set && vers == n.vers {
 		done()
-		return false // nothing this proxy sees changed
+		return // nothing this proxy sees changed
 	}
 	if err := n.cache.SetSnapshot(s.ctx, n.id, cs); err != nil {
 		s.log.Error("set snapshot", "node", n.id, "err", err)
-		return false
+		return
 	}
-	n.set, n.vers = true, vers
+	n.set, n.vers, n.last = true, vers, cs
 	done()
 	s.metrics.convergence.Observe(time.Since(updated).Seconds())
-	return false
 }
 
 // translate calls Options.Translate, turning a panic into an error so a bug

@@ -1,9 +1,6 @@
 package xdsserver
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"log/slog"
 	"maps"
 	"slices"
@@ -75,8 +72,6 @@ func build(r *translator.Resources, node string, log *slog.Logger, shared *inter
 		names := slices.Sorted(maps.Keys(in[i]))
 		items := make([]*resource, 0, len(names))
 		kept[i] = make(map[string]proto.Message, len(names))
-		h := sha256.New()
-		var lenBuf [8]byte
 		for _, name := range names {
 			m := in[i][name]
 			if m == nil {
@@ -86,37 +81,34 @@ func build(r *translator.Resources, node string, log *slog.Logger, shared *inter
 				log.Warn("dropping unreferenced resource", "node", node, "type", typeLabel(st.url), "name", name)
 				continue
 			}
-			var (
-				res   *resource
-				d     digest
-				known bool
-			)
-			if byIdentity[i] {
-				// shared by the translator and encoded for another proxy
-				res, d, known = shared.lookup(m)
+			res, ok := resourceOf(i, name, m, node, log, shared)
+			if !ok {
+				continue
 			}
-			if !known {
-				var ok bool
-				if res, d, ok = encode(st.url, m, node, name, log, shared); !ok {
-					continue
-				}
-				if byIdentity[i] {
-					shared.remember(m, d)
-				}
-			}
-			// Length-prefix the name so that ("ab","c") and ("a","bc") differ;
-			// the digest has a fixed length.
-			binary.BigEndian.PutUint64(lenBuf[:], uint64(len(name)))
-			h.Write(lenBuf[:])
-			h.Write([]byte(name))
-			h.Write(d[:])
 			items = append(items, res)
 			kept[i][name] = res.msg
 		}
-		vers[i] = hex.EncodeToString(h.Sum(nil)[:8])
+		vers[i] = setVersion(items)
 		snap.sets[i] = shared.set(i, vers[i], items)
 	}
 	return &snap, vers
+}
+
+// resourceOf returns the shared resource for message m, named name, of
+// servedTypes[i], encoding and validating it unless the interner knows it;
+// false (after logging) when it is invalid.
+func resourceOf(i int, name string, m proto.Message, node string, log *slog.Logger, shared *interner) (*resource, bool) {
+	if byIdentity[i] {
+		// shared by the translator and encoded for another proxy
+		if res, _, known := shared.lookup(m); known {
+			return res, true
+		}
+	}
+	res, d, ok := encode(servedTypes[i].url, m, node, name, log, shared)
+	if ok && byIdentity[i] {
+		shared.remember(m, d)
+	}
+	return res, ok
 }
 
 // byIdentity marks the types, in servedTypes order, whose messages the

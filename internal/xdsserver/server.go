@@ -70,6 +70,8 @@ type Server struct {
 	// skipped. A custom Translate may read anything: every node recomputes.
 	incremental bool
 	diffs       differ
+	tcache      *translator.Cache // the built-in translator's; nil with a custom Translate
+	patches     patchMemo
 	partial     int // passes since the last sweep that skipped some node; push loop only
 
 	mu      sync.Mutex
@@ -89,8 +91,9 @@ func New(opts Options) (*Server, error) {
 		opts.Addr = "127.0.0.1:15010"
 	}
 	incremental := opts.Translate == nil
+	var c *translator.Cache
 	if incremental {
-		c := translator.NewCache()
+		c = translator.NewCache()
 		opts.Translate = func(s *snapshot.Snapshot, p translator.Proxy) *translator.Resources {
 			return translator.TranslateCached(s, p, c)
 		}
@@ -112,6 +115,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:        opts,
 		incremental: incremental,
+		tcache:      c,
 		log:         log,
 		metrics:     m,
 		kick:        make(chan struct{}, 1),

@@ -1,6 +1,8 @@
 package xdsserver
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -16,12 +18,13 @@ type resource struct {
 	name    string
 	msg     proto.Message
 	any     *anypb.Any // what goes on the wire
-	version string     // delta xDS resource version: hex of the digest's head
+	digest  digest
+	version string // delta xDS resource version: hex of the digest's head
 }
 
 func newResource(typeURL, name string, m proto.Message, encoded []byte, d digest) *resource {
 	return &resource{name: name, msg: m, any: &anypb.Any{TypeUrl: typeURL, Value: encoded},
-		version: hex.EncodeToString(d[:8])}
+		digest: d, version: hex.EncodeToString(d[:8])}
 }
 
 // resourceSet is one xDS type's resources as one node is sent them.
@@ -39,6 +42,23 @@ func newResourceSet(version string, sorted []*resource) *resourceSet {
 		rs.byName[r.name] = r
 	}
 	return rs
+}
+
+// setVersion is the version of a set of resources sorted by name: a hash of
+// every name and digest, so identical sets always have the same version and
+// an unchanged type is never re-sent.
+func setVersion(sorted []*resource) string {
+	h := sha256.New()
+	var lenBuf [8]byte
+	for _, r := range sorted {
+		// Length-prefix the name so that ("ab","c") and ("a","bc") differ;
+		// the digest has a fixed length.
+		binary.BigEndian.PutUint64(lenBuf[:], uint64(len(r.name)))
+		h.Write(lenBuf[:])
+		h.Write([]byte(r.name))
+		h.Write(r.digest[:])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // nodeSnapshot is everything one node is sent, one set per served type in

@@ -1,0 +1,99 @@
+package xdsserver
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/trellis-mesh/trellis/internal/config"
+	"github.com/trellis-mesh/trellis/internal/registry"
+	"github.com/trellis-mesh/trellis/internal/snapshot"
+	"github.com/trellis-mesh/trellis/internal/translator"
+)
+
+// movedEndpoint is s with WorkloadEntry svcN-0 of namespace ns moved to
+// addr, as a new snapshot with the given version.
+func movedEndpoint(t testing.TB, s *snapshot.Snapshot, version uint64, svc int, addr string) *snapshot.Snapshot {
+	t.Helper()
+	doc := fmt.Sprintf("apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: svc%d-0, namespace: ns%d}\n"+
+		"spec: {address: %s, serviceAccount: svc%d, labels: {app: svc%d, security.istio.io/tlsMode: istio}}\n",
+		svc, svc%4, addr, svc, svc)
+	more, _, errs := config.Parse("moved.yaml", []byte(doc))
+	if len(errs) > 0 {
+		t.Fatal(errs[0])
+	}
+	cfg := config.NewSet(append(more, s.Config.All()...)) // the first of a key wins
+	return &snapshot.Snapshot{Version: version, Config: cfg, Registry: registry.NewServiceEntrySource().Registry(cfg), Mesh: s.Mesh}
+}
+
+// After an endpoint-only change every affected node's snapshot is patched,
+// not translated again, and equals what a full translation builds; its
+// listeners and routes are the very resources it had.
+func TestEndpointChangePatchEqualsFullTranslation(t *testing.T) {
+	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	base := benchMesh(t, 40, 3)
+	srv.Update(base)
+	var ids []string
+	for i := range 8 {
+		id := fmt.Sprintf("sidecar~127.200.0.%d~client.ns%d~ns%d.svc.cluster.local", i%4+1, i%4, i%4)
+		if i >= 4 {
+			id = fmt.Sprintf("sidecar~127.201.0.%d~unknown.ns%d~ns%d.svc.cluster.local", i, i%4, i%4)
+		}
+		k := streamKey{id: int64(i + 1)}
+		srv.open(k)
+		srv.first(k, nodeProto(id))
+		ids = append(ids, id)
+	}
+	before := map[string]*nodeSnapshot{}
+	for _, id := range ids {
+		before[id], _ = srv.sidecars.GetSnapshot(id)
+	}
+	snaps := []*snapshot.Snapshot{movedEndpoint(t, base, 2, 5, "127.9.9.9"), movedEndpoint(t, base, 3, 5, "127.9.9.8")}
+	snaps = append(snaps, movedEndpoint(t, snaps[1], 4, 6, "127.9.9.7"))
+	for _, snap := range snaps {
+		srv.Update(snap)
+		srv.pushAll()
+		for _, id := range ids {
+			got, err := srv.sidecars.GetSnapshot(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := build(translator.Translate(snap, translator.ParseNode(nodeProto(id))), id, internLog, nil)
+			for i, st := range servedTypes {
+				if got.sets[i].version != want.sets[i].version {
+					t.Errorf("v%d %s %s: version %s, full translation %s", snap.Version, id, typeLabel(st.url),
+						got.sets[i].version, want.sets[i].version)
+				}
+				if diff := cmp.Diff(want.sets[i].names(), got.sets[i].names()); diff != "" {
+					t.Errorf("v%d %s %s names (-full +patched):\n%s", snap.Version, id, typeLabel(st.url), diff)
+				}
+			}
+			srv.mu.Lock()
+			patches := srv.nodes[id].patches.Load()
+			srv.mu.Unlock()
+			if want := snap.Version - 1; patches != want {
+				t.Errorf("v%d %s: %d patches, want %d", snap.Version, id, patches, want)
+			}
+			for _, i := range []int{2, 3} { // listeners, routes: untouched
+				if got.sets[i] != before[id].sets[i] {
+					t.Errorf("v%d %s: %s set rebuilt; want the node's own, as patched", snap.Version, id, typeLabel(servedTypes[i].url))
+				}
+			}
+		}
+	}
+}
+
+func (rs *resourceSet) names() []string {
+	out := make([]string, len(rs.sorted))
+	for i, r := range rs.sorted {
+		out[i] = r.name
+	}
+	return out
+}
