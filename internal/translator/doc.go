@@ -4,6 +4,8 @@
 // the proxy-independent part (outbound clusters, their endpoints, default
 // routes, the DestinationRule chosen) between the proxies of one snapshot
 // through a Cache (cache.go); its results equal Translate's.
+// TranslateClusters returns only the outbound clusters and endpoints of some
+// hosts, equal to TranslateCached's, for a change that moved only endpoints.
 //
 //	*snapshot.Snapshot + Proxy (ParseNode reads it from the xDS node)
 //	  1 find the proxy's workload and the Sidecar that selects it      builder.go

@@ -1,7 +1,8 @@
 // Package xdsserver serves Envoy v3 aggregated discovery (ADS) to Trellis
 // proxies and proxyless gRPC clients, both state-of-the-world
 // (StreamAggregatedResources) and incremental (DeltaAggregatedResources),
-// on top of go-control-plane's snapshot cache.
+// on go-control-plane's server with its own implementation of
+// go-control-plane's cache.Cache for sidecars and gateways (cache.go).
 //
 //	config source ──Update(snapshot)──▶ latest (latest wins, never blocks)
 //	                                      │ 2 kick (one slot: bursts coalesce)
@@ -11,18 +12,23 @@
 //	                                      │ 2b only endpoints changed since the node's last
 //	                                      │   snapshot, none of a host it was sent, nor its
 //	                                      │   own workload? skip it (change.go)
+//	                                      │ 2c only endpoints of hosts it was sent changed?
+//	                                      │   patch: TranslateClusters(changed hosts) into
+//	                                      │   its last snapshot, go to 5 (patch.go)
 //	                                      │ 3 TranslateCached(snapshot, proxy, cache):
 //	                                      │   clusters/endpoints shared between proxies
 //	                                      │ 4 Validate() each new resource; drop + log the bad;
-//	                                      │   identical ones shared (intern.go), shared
-//	                                      │   messages encoded once per push
-//	                                      │   drop routes/endpoints nothing kept references
-//	                                      │ 5 version per type = hash of its resources
+//	                                      │   identical ones shared and encoded once
+//	                                      │   (intern.go, set.go); drop routes/endpoints
+//	                                      │   nothing kept references
+//	                                      │ 5 version per type = hash of names and digests;
+//	                                      │   equal sets shared between nodes
 //	                                      │ 6 unchanged? stop: this proxy is not affected
 //	                                      ▼
-//	                       SetSnapshot(node) in the sidecar cache (ADS order)
-//	                       or the proxyless cache (GENERATOR: grpc)
-//	                                      │ 7 go-control-plane answers open watches
+//	                       SetSnapshot(node) in the sidecar cache (cache.go: ADS order,
+//	                       SotW EDS/RDS and delta send only what the stream lacks)
+//	                       or go-control-plane's proxyless cache (GENERATOR: grpc)
+//	                                      │ 7 open watches answered with the shared encodings
 //	                                      ▼
 //	  proxy ◀── response ── callbacks: 8 sent version, nonce, pilot_xds_pushes
 //	  proxy ── ACK/NACK ──▶ callbacks: 9 acked version, NACK reason, pilot_total_xds_rejects
@@ -30,12 +36,17 @@
 //	                                      ▼
 //	                                  Status() (/debug/syncz)
 //
-// Step 2b applies with the built-in translator only: a custom
+// Steps 2b and 2c apply with the built-in translator only: a custom
 // Options.Translate may read anything, so every node is recomputed. A
 // change is endpoint-only when the config differs only in WorkloadEntries,
 // the mesh settings are equal and the registry's services are equal; the
 // hosts whose endpoints differ and the workloads that differ then select
 // the nodes to recompute. Anything else recomputes every node.
+//
+// Per node the server keeps pointers only: its last snapshot is four
+// shared sets of shared, pre-encoded resources. The go-control-plane server
+// keeps, per stream, the names and versions it sent of EDS and RDS (state
+// of the world) or of every type (delta).
 //
 // A node exists from its first request until its last stream closes, when
 // its snapshot is cleared from the cache. Each node's computations are

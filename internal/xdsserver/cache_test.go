@@ -1,0 +1,142 @@
+package xdsserver
+
+import (
+	"testing"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	streamv3 "github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/trellis-mesh/trellis/internal/translator"
+)
+
+// cacheFixture is a node snapshot with clusters a and b, their endpoints at
+// addrA and addrB, and nothing else.
+func cacheFixture(t *testing.T, addrA, addrB string) *nodeSnapshot {
+	t.Helper()
+	const a, b = "outbound|80||a.default.svc.cluster.local", "outbound|80||b.default.svc.cluster.local"
+	snap, _ := build(&translator.Resources{
+		Clusters:  map[string]proto.Message{a: edsCluster(a, time.Second), b: edsCluster(b, time.Second)},
+		Endpoints: map[string]proto.Message{a: loadAssignment(a, addrA, 80), b: loadAssignment(b, addrB, 80)},
+	}, "n", internLog, newInterner())
+	return snap
+}
+
+func sotwNames(t *testing.T, r cachev3.Response) []string {
+	t.Helper()
+	if r == nil {
+		return nil
+	}
+	dr, err := r.GetDiscoveryResponse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{}
+	for _, a := range dr.GetResources() {
+		out = append(out, cachev3.GetResourceName(mustUnmarshal(t, a.GetTypeUrl(), a.GetValue())))
+	}
+	return out
+}
+
+func mustUnmarshal(t *testing.T, typeURL string, b []byte) proto.Message {
+	t.Helper()
+	m := map[string]proto.Message{resourcev3.ClusterType: edsCluster("", time.Second), resourcev3.EndpointType: loadAssignment("", "127.0.0.1", 1)}[typeURL]
+	proto.Reset(m)
+	if err := proto.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// A state-of-the-world EDS stream is sent only the ClusterLoadAssignments
+// that changed since what it was sent; CDS (full state) always gets all.
+func TestSotwSendsOnlyChangedEndpoints(t *testing.T) {
+	const a, b = "outbound|80||a.default.svc.cluster.local", "outbound|80||b.default.svc.cluster.local"
+	v1, v2 := cacheFixture(t, "127.0.0.1", "127.0.0.2"), cacheFixture(t, "127.0.0.9", "127.0.0.2")
+	eds := v1.set(resourcev3.EndpointType)
+
+	sub := streamv3.NewSotwSubscription([]string{a, b}, false)
+	req := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{a, b}}
+	first := sotwResponse(req, &sub, eds)
+	if diff := cmp.Diff([]string{a, b}, sotwNames(t, first)); diff != "" {
+		t.Fatalf("first EDS response (-want +got):\n%s", diff)
+	}
+	sub.SetReturnedResources(first.GetReturnedResources())
+	req = &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{a, b}, VersionInfo: eds.version}
+	if r := sotwResponse(req, &sub, eds); r != nil {
+		t.Errorf("ACK of the current version answered with %v", sotwNames(t, r))
+	}
+	next := sotwResponse(req, &sub, v2.set(resourcev3.EndpointType))
+	if diff := cmp.Diff([]string{a}, sotwNames(t, next)); diff != "" {
+		t.Errorf("EDS after a's endpoint moved (-want +got):\n%s", diff)
+	}
+	if got, want := next.GetResponseVersion(), v2.GetVersion(resourcev3.EndpointType); got != want {
+		t.Errorf("version %q, want %q", got, want)
+	}
+
+	// A name subscribed again after it was dropped is sent again.
+	sub.SetReturnedResources(next.GetReturnedResources())
+	sub.SetResourceSubscription([]string{b})
+	sub.SetResourceSubscription([]string{a, b})
+	req = &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{a, b}, VersionInfo: next.GetResponseVersion()}
+	if diff := cmp.Diff([]string{a}, sotwNames(t, sotwResponse(req, &sub, v2.set(resourcev3.EndpointType)))); diff != "" {
+		t.Errorf("EDS after re-subscribing a (-want +got):\n%s", diff)
+	}
+
+	cds := streamv3.NewSotwSubscription(nil, true)
+	creq := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: v1.GetVersion(resourcev3.ClusterType)}
+	if r := sotwResponse(creq, &cds, v1.set(resourcev3.ClusterType)); r != nil {
+		t.Errorf("CDS ACK of the current version answered with %v", sotwNames(t, r))
+	}
+	creq.VersionInfo = "old"
+	if diff := cmp.Diff([]string{a, b}, sotwNames(t, sotwResponse(creq, &cds, v1.set(resourcev3.ClusterType)))); diff != "" {
+		t.Errorf("CDS (-want +got):\n%s", diff)
+	}
+}
+
+// A delta stream is sent what changed and told what was removed.
+func TestDeltaSendsChangesAndRemovals(t *testing.T) {
+	const a, b = "outbound|80||a.default.svc.cluster.local", "outbound|80||b.default.svc.cluster.local"
+	v1, v2 := cacheFixture(t, "127.0.0.1", "127.0.0.2"), cacheFixture(t, "127.0.0.9", "127.0.0.2")
+	sub := streamv3.NewDeltaSubscription(nil, nil, nil, true)
+	req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType}
+	names := func(r cachev3.DeltaResponse) (got, removed []string) {
+		if r == nil {
+			return nil, nil
+		}
+		dr, err := r.GetDeltaDiscoveryResponse()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, res := range dr.GetResources() {
+			got = append(got, res.GetName())
+		}
+		return got, dr.GetRemovedResources()
+	}
+	first := deltaResponse(req, &sub, v1.set(resourcev3.ClusterType))
+	if got, _ := names(first); !cmp.Equal(got, []string{a, b}) {
+		t.Fatalf("first delta CDS: %v", got)
+	}
+	sub.SetReturnedResources(first.GetNextVersionMap())
+	req.ResponseNonce = "1"
+	if r := deltaResponse(req, &sub, v1.set(resourcev3.ClusterType)); r != nil {
+		t.Errorf("nothing changed, yet answered")
+	}
+
+	edsSub := streamv3.NewDeltaSubscription([]string{a, b}, nil, nil, false)
+	ereq := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: "2"}
+	r := deltaResponse(ereq, &edsSub, v1.set(resourcev3.EndpointType))
+	edsSub.SetReturnedResources(r.GetNextVersionMap())
+	if got, _ := names(deltaResponse(ereq, &edsSub, v2.set(resourcev3.EndpointType))); !cmp.Equal(got, []string{a}) {
+		t.Errorf("delta EDS after a moved: %v, want [%s]", got, a)
+	}
+	only := cacheFixture(t, "127.0.0.1", "127.0.0.2")
+	only.sets[0] = newResourceSet("x", only.sets[0].sorted[1:]) // a removed
+	if got, removed := names(deltaResponse(req, &sub, only.set(resourcev3.ClusterType))); len(got) != 0 || !cmp.Equal(removed, []string{a}) {
+		t.Errorf("delta CDS after a was removed: sent %v, removed %v; want only %s removed", got, removed, a)
+	}
+}
