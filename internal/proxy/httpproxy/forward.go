@@ -24,8 +24,8 @@ type forwardState struct {
 	ctx   upstreamCtx  // out's context
 	body  guardedBody  // out.Body when the request has one
 	reqID [1]string    // x-request-id value
-	// trace forwards 1xx responses; mu guards done, set once RoundTrip has
-	// returned, against Got1xxResponse calls from the transport's goroutine.
+	// trace forwards 1xx responses; mu guards its hook and done, set once
+	// RoundTrip has returned, against calls from the transport's goroutines.
 	trace httptrace.ClientTrace
 	mu    sync.Mutex
 	done  bool
@@ -45,7 +45,7 @@ func (c *upstreamCtx) Value(key any) any {
 	case exchangeKey{}:
 		return c.ex
 	case clientTraceKey:
-		return &c.ex.fwd.trace
+		return c.ex.clientTrace()
 	}
 	return c.Context.Value(key)
 }
@@ -156,7 +156,6 @@ func (h *Handler) forward(ex *exchange, in *http.Request) {
 func (h *Handler) upstreamRequest(ex *exchange, in *http.Request) (out *http.Request, upType string) {
 	f := &ex.fwd
 	f.ctx = upstreamCtx{Context: ex.ctx, ex: ex}
-	f.trace.Got1xxResponse = ex.informational
 	// WithContext's copy does not escape: the request lives in the exchange.
 	f.out = *in.WithContext(&f.ctx)
 	out = &f.out
@@ -225,6 +224,19 @@ func (h *Handler) upstreamRequest(ex *exchange, in *http.Request) (out *http.Req
 	ex.dest.reqHdr.apply(hd, &host)
 	out.Host = host
 	return out, upType
+}
+
+// clientTrace returns the request's trace, binding its hook on first use:
+// the HTTP/1.1 client looks the trace up only when a 1xx arrives, so most
+// requests never pay for the method value.
+func (ex *exchange) clientTrace() *httptrace.ClientTrace {
+	f := &ex.fwd
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.trace.Got1xxResponse == nil {
+		f.trace.Got1xxResponse = ex.informational
+	}
+	return &f.trace
 }
 
 // informational forwards a 1xx response (103 Early Hints, 102) while the

@@ -83,7 +83,8 @@ func TestHopByHopHeaders(t *testing.T) {
 }
 
 // TestInformational: 1xx responses (103 Early Hints) reach the client
-// ahead of the final response, with their own headers only.
+// ahead of the final response, with their own headers only, from HTTP/1.1
+// and HTTP/2 upstreams.
 func TestInformational(t *testing.T) {
 	if clientTraceKey == nil {
 		t.Fatal("clientTraceKey: httptrace no longer looks its trace up through Context.Value")
@@ -95,30 +96,34 @@ func TestInformational(t *testing.T) {
 		w.Header().Set("X-Final", "1")
 		_, _ = io.WriteString(w, "done")
 	}))
-	h := newHandler(t, config([]*runtime.Cluster{cluster("c", runtime.HTTP1, up)}, anyHost("c", nil)), Options{})
-	addr := proxy(t, h)
-	var mu sync.Mutex
-	var got []string
-	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, hd textproto.MIMEHeader) error {
-		mu.Lock()
-		defer mu.Unlock()
-		got = append(got, itoa(code)+" "+hd.Get("Link")+" "+hd.Get("X-Final"))
-		return nil
-	}}
-	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "http://"+addr+"/", nil)
-	resp, err := h1Client(t).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "done" || resp.Header.Get("X-Final") != "1" || resp.Header.Get("Link") != "" {
-		t.Errorf("final response %d %q x-final=%q link=%q", resp.StatusCode, body, resp.Header.Get("X-Final"), resp.Header.Get("Link"))
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if diff := cmp.Diff([]string{"103 </style.css>; rel=preload "}, got); diff != "" {
-		t.Errorf("1xx responses (-want +got):\n%s", diff)
+	for _, proto := range []runtime.Protocol{runtime.HTTP1, runtime.HTTP2} {
+		t.Run(map[runtime.Protocol]string{runtime.HTTP1: "h1", runtime.HTTP2: "h2c"}[proto], func(t *testing.T) {
+			h := newHandler(t, config([]*runtime.Cluster{cluster("c", proto, up)}, anyHost("c", nil)), Options{})
+			addr := proxy(t, h)
+			var mu sync.Mutex
+			var got []string
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, hd textproto.MIMEHeader) error {
+				mu.Lock()
+				defer mu.Unlock()
+				got = append(got, itoa(code)+" "+hd.Get("Link")+" "+hd.Get("X-Final"))
+				return nil
+			}}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "http://"+addr+"/", nil)
+			resp, err := h1Client(t).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "done" || resp.Header.Get("X-Final") != "1" || resp.Header.Get("Link") != "" {
+				t.Errorf("final response %d %q x-final=%q link=%q", resp.StatusCode, body, resp.Header.Get("X-Final"), resp.Header.Get("Link"))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if diff := cmp.Diff([]string{"103 </style.css>; rel=preload "}, got); diff != "" {
+				t.Errorf("1xx responses (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
