@@ -219,6 +219,9 @@ func (m *Manager) drain(b *bound) {
 		defer cancel()
 		_ = b.queue.Close()
 		err := b.srv.Shutdown(ctx)
+		if herr := b.h1.Shutdown(ctx); err == nil {
+			err = herr
+		}
 		if err == nil {
 			// Shutdown does not track upgraded (hijacked) connections;
 			// the request counter does.
@@ -231,6 +234,7 @@ func (m *Manager) drain(b *bound) {
 		// upgraded connections and pending TLS handshakes.
 		b.cancel()
 		_ = b.srv.Close()
+		_ = b.h1.Close()
 		_ = b.tcp.Close()
 		b.conns.Wait()
 		if err != nil {

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trellis-mesh/trellis/internal/proxy/http1"
 	"github.com/trellis-mesh/trellis/internal/proxy/httpproxy"
 	"github.com/trellis-mesh/trellis/internal/proxy/lb"
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
@@ -35,12 +37,15 @@ type bound struct {
 	opts    *Options
 	state   atomic.Pointer[chainSet]
 
-	// HTTP chains share one server fed through queue; the chain of each
-	// connection travels in pending, from dispatch to ConnContext.
+	// HTTP/1.x connections are served by h1 on their dispatch goroutine.
+	// HTTP/2 ones (prior knowledge, ALPN h2) share one net/http server
+	// fed through queue; the chain of each travels in pending, from
+	// dispatch to ConnContext.
+	h1       *http1.Server
 	queue    *connQueue
 	srv      *http.Server
 	ctx      context.Context    // done when the socket is cut
-	cancel   context.CancelFunc // cancels ctx, so every request of srv
+	cancel   context.CancelFunc // cancels ctx, so every request of srv and h1
 	pending  sync.Map           // net.Conn → *chainState
 	inFlight atomic.Int64       // HTTP requests being served
 
@@ -64,6 +69,7 @@ type chainState struct {
 	fc   *runtime.FilterChain
 	tls  *tls.Config        // nil: no TLS termination
 	http *httpproxy.Handler // HTTP chains
+	h1   http.Handler       // http, counted in the socket's inFlight
 	tcp  *tcpproxy.Route    // TCP chains
 	key  string             // identity across configs, to keep handlers
 
@@ -115,6 +121,7 @@ func newBound(ln net.Listener, l *runtime.Listener, log *slog.Logger, opts *Opti
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.srv = httpproxy.NewServer(http.HandlerFunc(b.serveHTTP), httpproxy.ServerOptions{Logger: log, BaseContext: b.ctx})
+	b.h1 = httpproxy.NewHTTP1Server(httpproxy.ServerOptions{Logger: log})
 	b.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if v, ok := b.pending.LoadAndDelete(c); ok {
 			cs := v.(*chainState)
@@ -158,6 +165,8 @@ func (b *bound) update(cfg *runtime.Config, hcfg *httpproxy.Config, l *runtime.L
 			cs.http.Update(hcfg, &runtime.Listener{
 				Name: l.Name, Address: l.Address, Direction: l.Direction, Kind: runtime.ListenerHTTP, HTTP: fc.HTTP,
 			})
+			h := cs.http
+			cs.h1 = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.count(h, w, r) })
 		case runtime.ListenerTCP:
 			cs.tcp = b.tcp.Route(cfg, l.Direction, fc.TCP, pickers)
 		}
@@ -239,6 +248,14 @@ func (b *bound) dispatch(c net.Conn) {
 		_ = c.Close()
 		return
 	}
+	h2 := false
+	if cs.http != nil && cs.tls == nil {
+		if h2, err = b.plainH2(pc, info); err != nil {
+			b.log.Debug("connection closed before its first request", "remote", c.RemoteAddr().String(), "error", err)
+			_ = c.Close()
+			return
+		}
+	}
 	var conn net.Conn = pc
 	if len(pc.head) == 0 {
 		conn = c // nothing peeked: keep the *net.TCPConn (splice, CloseWrite)
@@ -248,11 +265,7 @@ func (b *bound) dispatch(c net.Conn) {
 	}
 	switch {
 	case cs.http != nil:
-		b.pending.Store(conn, cs)
-		if !b.queue.push(conn) {
-			b.pending.Delete(conn)
-			_ = conn.Close()
-		}
+		b.serveHTTPConn(conn, cs, h2)
 	case cs.tcp != nil:
 		if tc, ok := conn.(*tls.Conn); ok {
 			ctx, cancel := context.WithTimeout(b.ctx, tcpHandshakeTimeout)
@@ -270,16 +283,79 @@ func (b *bound) dispatch(c net.Conn) {
 	}
 }
 
-// serveHTTP runs the request through its connection's chain handler.
+// serveHTTPConn serves a connection of an HTTP chain: HTTP/1.x on this
+// goroutine (http1), HTTP/2 through the socket's net/http server. A TLS
+// connection is handshaken here to learn its ALPN protocol.
+func (b *bound) serveHTTPConn(conn net.Conn, cs *chainState, h2 bool) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		ctx, cancel := context.WithTimeout(b.ctx, httpproxy.ReadHeaderTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			b.log.Debug("tls handshake failed", "remote", conn.RemoteAddr().String(), "error", err)
+			_ = conn.Close()
+			return
+		}
+		h2 = tc.ConnectionState().NegotiatedProtocol == "h2"
+	}
+	if h2 {
+		b.pending.Store(conn, cs)
+		if !b.queue.push(conn) {
+			b.pending.Delete(conn)
+			_ = conn.Close()
+		}
+		return
+	}
+	ctx := b.ctx
+	if cs.tls != nil {
+		ctx = httpproxy.WithLocalURIs(ctx, cs.localURIs(b.secrets))
+	}
+	_ = b.h1.ServeConn(ctx, conn, cs.h1)
+}
+
+// plainH2 reports whether a plain-text connection speaks HTTP/2 with
+// prior knowledge: the HTTP inspector may have told already, else the
+// first bytes are compared with the preface (kept in pc for the server).
+func (b *bound) plainH2(pc *peekedConn, info connInfo) (bool, error) {
+	for _, p := range info.alpn {
+		switch p {
+		case "h2c":
+			return true, nil
+		case "http/1.1", "http/1.0":
+			return false, nil
+		}
+	}
+	_ = pc.Conn.SetReadDeadline(time.Now().Add(httpproxy.ReadHeaderTimeout))
+	defer pc.Conn.SetReadDeadline(time.Time{})
+	for {
+		n := min(len(pc.head), len(h2Preface))
+		if !bytes.Equal(pc.head[:n], h2Preface[:n]) {
+			return false, nil
+		}
+		if n == len(h2Preface) {
+			return true, nil
+		}
+		if err := pc.more(len(h2Preface)); err != nil {
+			return false, fmt.Errorf("listener: read preface: %w", err)
+		}
+	}
+}
+
+// serveHTTP runs an HTTP/2 request through its connection's chain handler.
 func (b *bound) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	b.inFlight.Add(1)
-	defer b.inFlight.Add(-1)
 	cs, _ := r.Context().Value(chainCtxKey{}).(*chainState)
 	if cs == nil || cs.http == nil {
 		http.Error(w, "no filter chain", http.StatusNotFound)
 		return
 	}
-	cs.http.ServeHTTP(w, r)
+	b.count(cs.http, w, r)
+}
+
+// count serves r with h, counted in b.inFlight (drain waits for it).
+func (b *bound) count(h http.Handler, w http.ResponseWriter, r *http.Request) {
+	b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
+	h.ServeHTTP(w, r)
 }
 
 // closePeeking closes connections still being inspected.
