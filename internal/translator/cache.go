@@ -10,6 +10,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	networkingv1 "istio.io/api/networking/v1"
 
+	"github.com/trellis-mesh/trellis/internal/config"
 	"github.com/trellis-mesh/trellis/internal/registry"
 	"github.com/trellis-mesh/trellis/internal/snapshot"
 )
@@ -27,7 +28,12 @@ import (
 //     (no mesh mTLS), and the proxy's locality, network and labels as far as
 //     locality load balancing reads them (see localityKey);
 //   - the default route of a service port without a VirtualService, by host,
-//     port and the DestinationRule that sets its hash policy.
+//     port and the DestinationRule that sets its hash policy;
+//   - each sidecar outbound route table (a port's and http_proxy's), by the
+//     proxy's view (viewKey: type, namespace, Sidecar, and its labels only
+//     when some VirtualService matches on sourceLabels), its name and port:
+//     1000 unscoped sidecars of one namespace share one table of 1000
+//     virtual hosts instead of building, validating and encoding 1000.
 //
 // Messages handed out from a Cache are shared between every Resources built
 // with it: callers MUST NOT modify them (xdsserver only validates, marshals
@@ -43,6 +49,10 @@ type Cache struct {
 	drs      map[drKey]*networkingv1.DestinationRule
 	clusters map[clusterKey]outboundCluster
 	routes   map[routeKey][]*routev3.Route
+	tables   map[tableKey]*routev3.RouteConfiguration
+	// sourceLabels: some VirtualService of snap matches on sourceLabels,
+	// so route tables also depend on the proxy's labels. Set by use.
+	sourceLabels bool
 }
 
 // NewCache returns an empty cache.
@@ -145,12 +155,105 @@ func (c *Cache) use(s *snapshot.Snapshot) bool {
 	c.drs = make(map[drKey]*networkingv1.DestinationRule)
 	c.clusters = make(map[clusterKey]outboundCluster)
 	c.routes = make(map[routeKey][]*routev3.Route)
+	c.tables = make(map[tableKey]*routev3.RouteConfiguration)
+	c.sourceLabels = usesSourceLabels(s)
 	return true
 }
 
 func cacheDRs(c *Cache) map[drKey]*networkingv1.DestinationRule { return c.drs }
 func cacheClusters(c *Cache) map[clusterKey]outboundCluster     { return c.clusters }
 func cacheRoutes(c *Cache) map[routeKey][]*routev3.Route        { return c.routes }
+func cacheTables(c *Cache) map[tableKey]*routev3.RouteConfiguration {
+	return c.tables
+}
+
+// tableKey holds every input of a sidecar's outbound route table
+// (outboundRouteConfig, httpProxyRouteConfig in route.go): the proxy's view
+// and which table.
+type tableKey struct {
+	view viewKey
+	name string
+	port uint32
+}
+
+// viewKey is what a sidecar's (or proxyless client's) outbound route tables
+// read of the proxy: its type, namespace (visibility, DestinationRules,
+// short names, sourceNamespace matches), the Sidecar that applies (egress
+// scope; nil for none) and, only when a VirtualService of the snapshot
+// matches on sourceLabels, its labels. Nothing else of the proxy is read
+// when routes are built (virtualservice.go, hashpolicy.go, delegate.go).
+type viewKey struct {
+	typ     ProxyType
+	ns      string
+	sidecar *networkingv1.Sidecar
+	labels  string // labelsKey when the snapshot needs it, else ""
+}
+
+// view returns b's viewKey, reading the cache's per-snapshot facts.
+func (b *builder) view() (viewKey, bool) {
+	k := viewKey{typ: b.proxy.Type, ns: b.ns, sidecar: b.sidecar}
+	b.cache.mu.Lock()
+	ok := b.cache.use(b.snap)
+	needLabels := b.cache.sourceLabels
+	b.cache.mu.Unlock()
+	if needLabels {
+		k.labels = labelsKey(b.labels, b.wl != nil)
+	}
+	return k, ok
+}
+
+// labelsKey is an unambiguous encoding of a workload's labels; a proxy
+// without a workload (known false) differs from one with no labels.
+func labelsKey(labels map[string]string, known bool) string {
+	if !known {
+		return "\x00"
+	}
+	var k strings.Builder
+	for _, n := range sortedKeys(labels) {
+		k.WriteString(strconv.Quote(n))
+		k.WriteByte('=')
+		k.WriteString(strconv.Quote(labels[n]))
+		k.WriteByte(',')
+	}
+	return k.String()
+}
+
+// usesSourceLabels reports whether any VirtualService of s, delegates
+// included, has an HTTP match on sourceLabels.
+func usesSourceLabels(s *snapshot.Snapshot) bool {
+	if s.Config == nil {
+		return false
+	}
+	for _, r := range s.Config.List(config.KindVirtualService) {
+		vs, ok := r.Spec.(*networkingv1.VirtualService)
+		if !ok {
+			continue
+		}
+		for _, hr := range vs.GetHttp() {
+			for _, m := range hr.GetMatch() {
+				if len(m.GetSourceLabels()) > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// routeTable returns the route table name on port that build makes for b,
+// shared with every proxy of the same view when b has a cache. Only
+// sidecars' outbound tables go through it; gateways read far more of the
+// proxy.
+func (b *builder) routeTable(name string, port uint32, build func() *routev3.RouteConfiguration) *routev3.RouteConfiguration {
+	if b.cache == nil || b.proxy.Type == Router {
+		return build()
+	}
+	v, ok := b.view()
+	if !ok {
+		return build() // an older snapshot: the cache is not for it
+	}
+	return memo(b.cache, b.snap, cacheTables, tableKey{view: v, name: name, port: port}, build)
+}
 
 // localityKey is what applyLocalityLB and failoverPriority read of the proxy
 // for a cluster with policy pol: nothing ("") when neither applies, which is

@@ -77,6 +77,33 @@ spec:
   trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
 `
 
+// cacheSourceLabels routes by the client's labels and namespace, so that
+// proxies of one namespace must not share route tables (viewKey).
+const cacheSourceLabels = `
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: by-source, namespace: ns0}
+spec:
+  hosts: [svc0.ns0.svc.cluster.local]
+  http:
+  - match: [{sourceLabels: {version: v2}}]
+    route: [{destination: {host: svc1.ns1.svc.cluster.local}}]
+  - match: [{sourceNamespace: ns2}]
+    route: [{destination: {host: svc2.ns2.svc.cluster.local}}]
+  - route: [{destination: {host: svc0.ns0.svc.cluster.local}}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: client-v2, namespace: ns0}
+spec: {address: 127.0.1.7, labels: {app: client, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: client-v2, namespace: ns2}
+spec: {address: 127.0.1.8, labels: {app: client, version: v2}}
+`
+
 type cacheCase struct {
 	name    string
 	snap    *snapshot.Snapshot
@@ -127,6 +154,15 @@ func cacheCases(t *testing.T) []cacheCase {
 		)
 	}
 	cases = append(cases, cacheCase{"large", large, lp})
+	labelled := snapshotOf(t, largeMeshYAML(8, 1)+cacheSourceLabels)
+	cases = append(cases, cacheCase{"source-labels", labelled, []Proxy{
+		{Type: Sidecar, Namespace: "ns0", Name: "client", Address: "127.0.2.1"},
+		{Type: Sidecar, Namespace: "ns0", Name: "client-v2", Address: "127.0.2.2"},
+		{Type: Sidecar, Namespace: "ns0", Name: "unknown", Address: "127.0.2.3"},
+		{Type: Sidecar, Namespace: "ns2", Name: "client-v2", Address: "127.0.2.4"},
+		{Type: Sidecar, Namespace: "ns2", Name: "client", Address: "127.0.2.5"},
+		{Type: Proxyless, Namespace: "ns0"},
+	}})
 	return cases
 }
 
@@ -202,6 +238,34 @@ func TestCacheFollowsSnapshots(t *testing.T) {
 	}
 	if c.snap != v2 {
 		t.Errorf("cache holds snapshot version %d, want 2", c.snap.Version)
+	}
+}
+
+// TestCacheSharesRouteTables: sidecars of one namespace without a Sidecar
+// get the very same http_proxy route table; with a sourceLabels match in
+// the mesh, proxies whose labels differ do not.
+func TestCacheSharesRouteTables(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		yaml  string
+		share bool
+	}{
+		{"no source labels", largeMeshYAML(8, 1), true},
+		{"source labels", largeMeshYAML(8, 1) + cacheSourceLabels, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := snapshotOf(t, tc.yaml)
+			c := NewCache()
+			a := TranslateCached(snap, Proxy{Type: Sidecar, Namespace: "ns0", Name: "client", Address: "127.0.2.1"}, c)
+			b := TranslateCached(snap, Proxy{Type: Sidecar, Namespace: "ns0", Name: "client-v2", Address: "127.0.2.2"}, c)
+			ra, rb := a.Routes[httpProxyName], b.Routes[httpProxyName]
+			if ra == nil || rb == nil {
+				t.Fatalf("no %s route table: %v, %v", httpProxyName, ra, rb)
+			}
+			if got := ra == rb; got != tc.share {
+				t.Errorf("route tables shared = %v, want %v", got, tc.share)
+			}
+		})
 	}
 }
 

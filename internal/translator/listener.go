@@ -7,6 +7,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -74,7 +75,7 @@ func (b *builder) buildSidecar() {
 	b.buildPassthrough() // external.go: ALLOW_ANY's PassthroughCluster
 	if httpProxy {
 		b.out.Listeners[httpProxyName] = b.outboundHTTPListener(httpProxyName, b.addr, b.mesh.ProxyHTTPPort, httpProxyName, true)
-		b.out.Routes[httpProxyName] = b.httpProxyRouteConfig()
+		b.out.Routes[httpProxyName] = b.routeTable(httpProxyName, 0, b.httpProxyRouteConfig)
 	}
 }
 
@@ -147,7 +148,9 @@ func (b *builder) buildEgress() {
 				routeName = name
 			}
 			if _, ok := b.out.Routes[routeName]; !ok {
-				b.out.Routes[routeName] = b.outboundRouteConfig(routeName, port, mine)
+				b.out.Routes[routeName] = b.routeTable(routeName, port, func() *routev3.RouteConfiguration {
+					return b.outboundRouteConfig(routeName, port, mine)
+				})
 			}
 			b.out.Listeners[name] = b.outboundHTTPListener(name, bind, port, routeName, false)
 			continue

@@ -1,6 +1,7 @@
 package xdsserver
 
 import (
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"io"
 	"log/slog"
 	"maps"
@@ -103,8 +104,9 @@ func (f sharedFixture) resources(t *testing.T, node string) *translator.Resource
 
 // TestBuildRemembersSharedMessages: a cluster or endpoints message seen
 // again by identity is not encoded again, the result is what build gives
-// without any sharing, invalid messages are never remembered, and the
-// per-proxy types are not remembered at all.
+// without any sharing, invalid messages are never remembered, and
+// listeners (built per proxy) are not remembered at all; route tables are
+// (the translator shares sidecars' outbound tables per view).
 func TestBuildRemembersSharedMessages(t *testing.T) {
 	f := newSharedFixture()
 	shared := newInterner()
@@ -129,8 +131,13 @@ func TestBuildRemembersSharedMessages(t *testing.T) {
 	shared.mu.Lock()
 	known := slices.Collect(maps.Keys(shared.known))
 	shared.mu.Unlock()
-	if len(known) != 2 || !slices.Contains(known, f.cluster) || !slices.Contains(known, f.cla) {
-		t.Errorf("remembered %d messages, want exactly the valid shared cluster and endpoints", len(known))
+	if len(known) != 5 || !slices.Contains(known, f.cluster) || !slices.Contains(known, f.cla) || slices.Contains(known, f.bad) {
+		t.Errorf("remembered %d messages, want exactly the valid shared cluster and endpoints and the 3 route tables", len(known))
+	}
+	for _, m := range known {
+		if _, ok := m.(*listenerv3.Listener); ok {
+			t.Errorf("listener %q remembered", m.(*listenerv3.Listener).GetName())
+		}
 	}
 	shared.sweep()
 	shared.sweep()

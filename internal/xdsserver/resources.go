@@ -61,37 +61,50 @@ func build(r *translator.Resources, node string, log *slog.Logger, shared *inter
 		kept [len(servedTypes)]map[string]proto.Message
 	)
 	in := typed(r)
-	for i, st := range servedTypes {
-		var refs map[string]bool
-		switch st.url {
-		case resourcev3.EndpointType:
-			refs = edsReferences(kept[0])
-		case resourcev3.RouteType:
-			refs = routeReferences(kept[2])
-		}
-		names := slices.Sorted(maps.Keys(in[i]))
-		items := make([]*resource, 0, len(names))
-		kept[i] = make(map[string]proto.Message, len(names))
-		for _, name := range names {
-			m := in[i][name]
-			if m == nil {
-				continue
-			}
-			if refs != nil && !refs[name] {
-				log.Warn("dropping unreferenced resource", "node", node, "type", typeLabel(st.url), "name", name)
-				continue
-			}
-			res, ok := resourceOf(i, name, m, node, log, shared)
-			if !ok {
-				continue
-			}
-			items = append(items, res)
-			kept[i][name] = res.msg
-		}
-		vers[i] = setVersion(items)
-		snap.sets[i] = shared.set(i, vers[i], items)
+	for i := range servedTypes {
+		snap.sets[i], kept[i] = buildSet(i, in[i], references(i, kept), node, log, shared)
+		vers[i] = snap.sets[i].version
 	}
 	return &snap, vers
+}
+
+// references returns the names type i may hold given the kept resources
+// of the types before it: EDS the clusters' EDS names, RDS the listeners'
+// route names; nil (no restriction) for the others.
+func references(i int, kept [len(servedTypes)]map[string]proto.Message) map[string]bool {
+	switch servedTypes[i].url {
+	case resourcev3.EndpointType:
+		return edsReferences(kept[0])
+	case resourcev3.RouteType:
+		return routeReferences(kept[2])
+	}
+	return nil
+}
+
+// buildSet is build for one type, servedTypes[i]: the shared set of the
+// valid resources of in that refs (nil: any) names, and those resources'
+// messages by name.
+func buildSet(i int, in map[string]proto.Message, refs map[string]bool, node string, log *slog.Logger, shared *interner) (*resourceSet, map[string]proto.Message) {
+	names := slices.Sorted(maps.Keys(in))
+	items := make([]*resource, 0, len(names))
+	kept := make(map[string]proto.Message, len(names))
+	for _, name := range names {
+		m := in[name]
+		if m == nil {
+			continue
+		}
+		if refs != nil && !refs[name] {
+			log.Warn("dropping unreferenced resource", "node", node, "type", typeLabel(servedTypes[i].url), "name", name)
+			continue
+		}
+		res, ok := resourceOf(i, name, m, node, log, shared)
+		if !ok {
+			continue
+		}
+		items = append(items, res)
+		kept[name] = res.msg
+	}
+	return shared.set(i, setVersion(items), items), kept
 }
 
 // resourceOf returns the shared resource for message m, named name, of
@@ -113,9 +126,11 @@ func resourceOf(i int, name string, m proto.Message, node string, log *slog.Logg
 
 // byIdentity marks the types, in servedTypes order, whose messages the
 // translator shares between proxies (translator.TranslateCached): their
-// digests are remembered by identity. Listeners and route tables are built
-// per proxy; remembering them would only keep garbage alive.
-var byIdentity = [len(servedTypes)]bool{true, true, false, false}
+// digests are remembered by identity. Sidecars' outbound route tables are
+// shared per view (1000 unscoped sidecars of a namespace: one table of 1000
+// virtual hosts, encoded and validated once); listeners are built per
+// proxy, and remembering them would only keep garbage alive.
+var byIdentity = [len(servedTypes)]bool{true, true, false, true}
 
 // encode returns the shared resource equal to m and its digest: m itself,
 // encoded, when it is the first of its kind, then validated. An equal
