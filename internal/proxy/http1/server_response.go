@@ -204,9 +204,7 @@ func (w *serverResponse) writeBody(p []byte) (int, error) {
 	}
 	bw := w.sc.bw
 	if w.chunked {
-		var num [16]byte
-		bw.Write(strconv.AppendUint(num[:0], uint64(len(p)), 16))
-		bw.WriteString("\r\n")
+		bw.Write(append(strconv.AppendUint(bw.AvailableBuffer(), uint64(len(p)), 16), '\r', '\n'))
 		bw.Write(p)
 		_, err := bw.WriteString("\r\n")
 		if err != nil {
@@ -465,9 +463,7 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
-	var num [8]byte
-	bw.Write(strconv.AppendInt(num[:0], int64(code), 10))
-	bw.WriteByte(' ')
+	bw.Write(append(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10), ' '))
 	text := http.StatusText(code)
 	if text == "" {
 		text = "status code " + strconv.Itoa(code)
@@ -477,10 +473,9 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 }
 
 func writeCL(bw *bufio.Writer, n int64) {
-	var num [20]byte
 	bw.WriteString("Content-Length: ")
-	bw.Write(strconv.AppendInt(num[:0], n, 10))
-	bw.WriteString("\r\n")
+	// AvailableBuffer: appending there costs no allocation.
+	bw.Write(append(strconv.AppendInt(bw.AvailableBuffer(), n, 10), '\r', '\n'))
 }
 
 // writeField writes one line per value; as net/http, invalid names are

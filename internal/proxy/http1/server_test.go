@@ -37,7 +37,7 @@ type testServer struct {
 	conns []*countingConn
 }
 
-func startServer(t *testing.T, opts ServerOptions, h http.Handler) *testServer {
+func startServer(t testing.TB, opts ServerOptions, h http.Handler) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

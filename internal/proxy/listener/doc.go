@@ -10,7 +10,8 @@
 //	                under a chain that is gone finish on it)
 //	              gone → close the socket now, drain its in-flight requests
 //	                and connections in the background for at most
-//	                DrainTimeout, then cut what is left
+//	                DrainTimeout (idle keep-alive connections close at
+//	                once), then cut what is left
 //	              new → bind; a bind error is reported, the rest applies
 //	          ──3 publish cfg (Current) and readiness
 //
@@ -26,10 +27,14 @@
 //	          default_filter_chain, else close (STRICT refuses plain text so)
 //	       ──3 TLS chain → tls.Server with certificates and roots resolved
 //	          through runtime.Secrets at handshake time
-//	       ──4 HTTP chain → the socket's http.Server (HTTP/1.1, h2c, h2 via
-//	          ALPN; r.TLS carries the peer certificate) → the chain's
-//	          httpproxy.Handler; TCP chain → tcpproxy (passthrough when the
-//	          chain does not terminate TLS)
+//	       ──4 HTTP chain: TLS is handshaken here (ALPN decides); plain text
+//	          is h2c when the HTTP inspector or the first bytes show the
+//	          HTTP/2 preface. HTTP/1.x → http1.Server.ServeConn on this same
+//	          goroutine (one request at a time, no goroutine per request);
+//	          HTTP/2 → the socket's net/http server (fed through a queue).
+//	          Either way r.TLS carries the peer certificate and the chain's
+//	          httpproxy.Handler serves. TCP chain → tcpproxy (passthrough
+//	          when the chain does not terminate TLS)
 //
 // Upstream connection pools are shared by all listeners and outlive configs.
 package listener

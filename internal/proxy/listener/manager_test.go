@@ -15,13 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/trellis-mesh/trellis/internal/proxy/httpproxy"
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // freeAddr returns a loopback address:port nothing listens on.
-func freeAddr(t *testing.T) netip.AddrPort {
+func freeAddr(t testing.TB) netip.AddrPort {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -321,5 +322,43 @@ func TestApplyAfterClose(t *testing.T) {
 	err := m.Apply(&runtime.Config{})
 	if err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("Apply after Close = %v, want an error", err)
+	}
+}
+
+// TestClientLeavingIsDC: a downstream HTTP/1.1 client that closes while
+// its request waits on the upstream cancels the request (the server
+// watches a request that runs long enough), recorded as Envoy's DC.
+func TestClientLeavingIsDC(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	defer close(release)
+	up := upstream(t, "up", arrived, release)
+	addr := freeAddr(t)
+	flags := make(chan string, 1)
+	m, err := New(Options{DrainTimeout: time.Second, OnRequest: func(_ *http.Request, info *httpproxy.RequestInfo) {
+		flags <- info.Flags
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	if err := m.Apply(cfgTo("1", up, httpListener("l", addr))); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: svc\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-arrived
+	_ = c.Close()
+	select {
+	case f := <-flags:
+		if f != "DC" {
+			t.Errorf("flags %q, want DC", f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request outlived its client")
 	}
 }
