@@ -5,6 +5,23 @@
 // http.RoundTripper, so that the proxy's retries, circuit breakers and
 // outlier reporting sit on top of it unchanged.
 //
+// Server: ServeConn(ctx, conn, h) runs on the connection's goroutine.
+//
+//	ServeConn ──▶ 1 wait for a request (IdleTimeout); read its head
+//	              (ReadHeaderTimeout; over 60 KiB → 431) with
+//	              http.ReadRequest on a pooled bufio.Reader
+//	              2 run h with a ResponseWriter over a pooled bufio.Writer:
+//	                a body up to 4 KiB is held until the handler ends or
+//	                flushes, so a small response is one write with a
+//	                Content-Length; else chunked (trailers,
+//	                http.TrailerPrefix)
+//	              3 finish: discard up to 256 KiB of unread body, or close
+//
+// No goroutine per request: one timer per connection; a request still
+// running after 10 ms reads the connection once its body is done, so a
+// client that leaves cancels the context (response flag DC). Hijack serves
+// upgrades; Shutdown closes idle connections and waits for active ones.
+//
 // Client: one exchange runs on the calling goroutine.
 //
 //	RoundTrip(req) ──▶ 1 hostPool(req.URL.Host): idle list, most recent last
