@@ -18,25 +18,31 @@ import (
 )
 
 // change is what differs between two snapshots, as far as the translator
-// can see it. When full is false the snapshots differ only in endpoints and
-// workloads, and a proxy is affected only when it was sent a cluster or
-// ClusterLoadAssignment of one of hosts, or when its own workload is among
-// workloads: nothing else the translator emits reads endpoints (they are
-// read only to build outbound clusters, cluster.go and security_mtls.go in
-// internal/translator), and only the proxy's own workload is read by
-// namespace/name.
+// can see it. When full is false the snapshots differ either only in
+// endpoints and workloads, or only in VirtualServices:
+//
+//   - endpoints: a proxy is affected only when it was sent a cluster or
+//     ClusterLoadAssignment of one of hosts, or when its own workload is
+//     among workloads: nothing else the translator emits reads endpoints
+//     (they are read only to build outbound clusters, cluster.go and
+//     security_mtls.go in internal/translator), and only the proxy's own
+//     workload is read by namespace/name;
+//   - VirtualServices (vss: the old and new versions of each one added,
+//     removed or changed): translator.VirtualServiceReach tells per proxy
+//     whether nothing, only listeners and routes, or anything may differ.
 type change struct {
 	full      bool
-	hosts     map[string]bool // hostnames whose registry endpoints differ
-	workloads map[string]bool // "namespace/name" of WorkloadEntries or registry workloads that differ
+	hosts     map[string]bool    // hostnames whose registry endpoints differ
+	workloads map[string]bool    // "namespace/name" of WorkloadEntries or registry workloads that differ
+	vss       []*config.Resource // VirtualServices that differ, old and new versions
 }
 
 // fullChange recomputes every proxy.
 var fullChange = &change{full: true}
 
 // diff classifies the change from old to next. Anything it does not
-// recognise as endpoint-only is a full change: a proxy must never miss a
-// change that affects it.
+// recognise as endpoint-only or VirtualService-only is a full change: a
+// proxy must never miss a change that affects it.
 func diff(old, next *snapshot.Snapshot) *change {
 	if old == nil || next == nil {
 		return fullChange
@@ -45,12 +51,12 @@ func diff(old, next *snapshot.Snapshot) *change {
 		return fullChange
 	}
 	c := &change{hosts: map[string]bool{}, workloads: map[string]bool{}}
-	if old.Config != next.Config && !configDiff(old.Config, next.Config, c.workloads) {
+	if old.Config != next.Config && !configDiff(old.Config, next.Config, c) {
 		return fullChange
 	}
 	r0, r1 := cmp.Or(old.Registry, &registry.Registry{}), cmp.Or(next.Registry, &registry.Registry{})
 	if r0 == r1 {
-		return c
+		return c.classified()
 	}
 	if !slices.EqualFunc(r0.Services, r1.Services, serviceEqual) {
 		return fullChange
@@ -72,52 +78,81 @@ func diff(old, next *snapshot.Snapshot) *change {
 			c.hosts[svc.Hostname] = true
 		}
 	}
+	return c.classified()
+}
+
+// classified is c, or fullChange when c mixes VirtualServices with
+// endpoints or workloads (rare: one classification each is enough).
+func (c *change) classified() *change {
+	if len(c.vss) > 0 && (len(c.hosts) > 0 || len(c.workloads) > 0) {
+		return fullChange
+	}
 	return c
 }
 
-// configDiff reports whether a and b differ only in WorkloadEntries, adding
-// the namespace/name of every WorkloadEntry added, removed or changed to
-// wes. configdir keeps the pointers of resources in unchanged files; a
-// changed file yields new pointers for all its resources, so equal
-// pointers short-cut and different ones are compared by content.
-func configDiff(a, b *config.Set, wes map[string]bool) bool {
+// configDiff reports whether a and b differ only in WorkloadEntries and
+// VirtualServices, adding to c the namespace/name of every WorkloadEntry
+// added, removed or changed and the versions of every VirtualService
+// added, removed or changed. configdir keeps the pointers of resources in
+// unchanged files; a changed file yields new pointers for all its
+// resources, so equal pointers short-cut and different ones are compared
+// by content.
+func configDiff(a, b *config.Set, c *change) bool {
 	for _, k := range config.Kinds() {
 		la, lb := a.List(k), b.List(k)
-		if k != config.KindWorkloadEntry {
+		switch k {
+		case config.KindWorkloadEntry:
+			mergeDiff(la, lb, func(old, next *config.Resource) {
+				r := cmp.Or(next, old)
+				c.workloads[r.Meta.Namespace+"/"+r.Meta.Name] = true
+			})
+		case config.KindVirtualService:
+			mergeDiff(la, lb, func(old, next *config.Resource) {
+				for _, r := range []*config.Resource{old, next} {
+					if r != nil {
+						c.vss = append(c.vss, r)
+					}
+				}
+			})
+		default:
 			if !slices.EqualFunc(la, lb, resourceEqual) {
 				return false
-			}
-			continue
-		}
-		// Both lists are sorted by namespace, then name: merge them.
-		i, j := 0, 0
-		for i < len(la) || j < len(lb) {
-			var c int
-			switch {
-			case i == len(la):
-				c = 1
-			case j == len(lb):
-				c = -1
-			default:
-				c = cmp.Or(cmp.Compare(la[i].Meta.Namespace, lb[j].Meta.Namespace), cmp.Compare(la[i].Meta.Name, lb[j].Meta.Name))
-			}
-			switch {
-			case c < 0:
-				wes[la[i].Meta.Namespace+"/"+la[i].Meta.Name] = true
-				i++
-			case c > 0:
-				wes[lb[j].Meta.Namespace+"/"+lb[j].Meta.Name] = true
-				j++
-			default:
-				if !resourceEqual(la[i], lb[j]) {
-					wes[lb[j].Meta.Namespace+"/"+lb[j].Meta.Name] = true
-				}
-				i++
-				j++
 			}
 		}
 	}
 	return true
+}
+
+// mergeDiff calls differ with the old and new versions (nil when absent) of
+// every resource added, removed or changed from la to lb, both sorted by
+// namespace, then name.
+func mergeDiff(la, lb []*config.Resource, differ func(old, next *config.Resource)) {
+	i, j := 0, 0
+	for i < len(la) || j < len(lb) {
+		var c int
+		switch {
+		case i == len(la):
+			c = 1
+		case j == len(lb):
+			c = -1
+		default:
+			c = cmp.Or(cmp.Compare(la[i].Meta.Namespace, lb[j].Meta.Namespace), cmp.Compare(la[i].Meta.Name, lb[j].Meta.Name))
+		}
+		switch {
+		case c < 0:
+			differ(la[i], nil)
+			i++
+		case c > 0:
+			differ(nil, lb[j])
+			j++
+		default:
+			if !resourceEqual(la[i], lb[j]) {
+				differ(la[i], lb[j])
+			}
+			i++
+			j++
+		}
+	}
 }
 
 // resourceEqual compares what the translator can read of a resource: its
@@ -162,6 +197,24 @@ func endpointEqual(a, b *registry.Endpoint) bool {
 		a.Locality == b.Locality && a.Network == b.Network && a.Namespace == b.Namespace &&
 		a.WorkloadName == b.WorkloadName && a.Healthy == b.Healthy &&
 		maps.Equal(a.Ports, b.Ports) && maps.Equal(a.Labels, b.Labels)
+}
+
+// reach reports what c can change for a proxy p whose last translation
+// sent clusters or endpoints of hosts (sorted) and whose own workload is wl
+// ("" for none), next being the snapshot c leads to.
+func (c *change) reach(next *snapshot.Snapshot, p translator.Proxy, hosts []unique.Handle[string], wl string) translator.Reach {
+	switch {
+	case c.full:
+		return translator.ReachAll
+	case len(c.vss) > 0:
+		return translator.VirtualServiceReach(next, p, c.vss, func(h string) bool {
+			_, ok := slices.BinarySearchFunc(hosts, h, compareHost)
+			return ok
+		})
+	case c.affects(hosts, wl):
+		return translator.ReachAll // endpoints: compute patches what it can
+	}
+	return translator.ReachNone
 }
 
 // affects reports whether c can change the resources of a proxy whose last

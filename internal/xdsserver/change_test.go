@@ -210,7 +210,33 @@ func TestEndpointOnlyChangesSkipUnaffectedProxies(t *testing.T) {
 					"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: default}\n"+
 						"spec: {hosts: [a.default.svc.cluster.local], http: [{timeout: 3s, route: [{destination: {host: a.default.svc.cluster.local}}]}]}")
 			},
+			wantAll: 1, // the scoped client does not see a
+		},
+		{
+			name: "VirtualService of b added",
+			next: func(t *testing.T) *snapshot.Snapshot {
+				return changeSnapshot(t, 2, changeMesh, scopedClient,
+					"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: b, namespace: default}\n"+
+						"spec: {hosts: [b.default.svc.cluster.local], http: [{timeout: 3s, route: [{destination: {host: b.default.svc.cluster.local}}]}]}")
+			},
 			wantAll: 1, wantScoped: 1,
+		},
+		{
+			name: "VirtualService of a exported elsewhere",
+			next: func(t *testing.T) *snapshot.Snapshot {
+				return changeSnapshot(t, 2, changeMesh, scopedClient,
+					"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: default}\n"+
+						"spec: {hosts: [a.default.svc.cluster.local], exportTo: [other], http: [{timeout: 3s, route: [{destination: {host: a.default.svc.cluster.local}}]}]}")
+			},
+		},
+		{
+			name: "VirtualService and endpoint together",
+			next: func(t *testing.T) *snapshot.Snapshot {
+				return changeSnapshot(t, 2, strings.Replace(changeMesh, "127.0.31.1", "127.0.31.9", 1), scopedClient,
+					"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: default}\n"+
+						"spec: {hosts: [a.default.svc.cluster.local], exportTo: [other], http: [{timeout: 3s, route: [{destination: {host: a.default.svc.cluster.local}}]}]}")
+			},
+			wantAll: 1, wantScoped: 1, // classified as a full change
 		},
 		{
 			name: "mesh settings change",

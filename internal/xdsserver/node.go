@@ -191,13 +191,25 @@ func (s *Server) compute(n *node) (skipped bool) {
 		if n.snap != snap {
 			c = s.diffs.get(n.snap, snap)
 		}
-		if n.snap == snap || !c.affects(n.hosts, ownWorkload(n.proxy)) {
+		reach := translator.ReachNone
+		if n.snap != snap {
+			reach = c.reach(snap, n.proxy, n.hosts, ownWorkload(n.proxy))
+		}
+		if reach == translator.ReachNone {
 			// Translation is pure: this proxy's resources are the same.
 			n.snap = snap
 			n.snapVersion.Store(snap.Version)
 			return true
 		}
-		if !c.full && !c.workloads[ownWorkload(n.proxy)] && n.last != nil {
+		if reach == translator.ReachListeners && n.last != nil {
+			if cs, vers, ok := s.patchListeners(n, snap); ok {
+				n.translations.Add(1)
+				n.patches.Add(1)
+				s.publish(n, snap, updated, cs, vers, n.hosts)
+				return false
+			}
+		}
+		if !c.full && len(c.vss) == 0 && !c.workloads[ownWorkload(n.proxy)] && n.last != nil {
 			if cs, vers, ok := s.patch(n, snap, c); ok {
 				n.translations.Add(1)
 				n.patches.Add(1)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/trellis-mesh/trellis/internal/snapshot"
 	"github.com/trellis-mesh/trellis/internal/translator"
 )
@@ -83,6 +85,49 @@ func (s *Server) patch(n *node, snap *snapshot.Snapshot, c *change) (*nodeSnapsh
 		vers[i] = out.sets[i].version
 	}
 	return &out, vers, true
+}
+
+// patchListeners returns n's last snapshot with its listeners and route
+// tables translated again from snap (translator.TranslateListeners), for a
+// change that can alter nothing else (translator.ReachListeners: a
+// VirtualService edit). The route tables come from the translator's cache,
+// shared by every proxy of the same view, so they are encoded once per
+// push. False when the partial translation fails; the caller then
+// translates in full. Called with n.mu held.
+func (s *Server) patchListeners(n *node, snap *snapshot.Snapshot) (*nodeSnapshot, versions, bool) {
+	res, err := s.translateListeners(snap, n.proxy)
+	if err != nil || res == nil {
+		if err != nil {
+			s.log.Error("partial translation failed; translating in full", "node", n.id, "err", err)
+		}
+		return nil, versions{}, false
+	}
+	out := *n.last
+	var kept [len(servedTypes)]map[string]proto.Message
+	in := typed(res)
+	for _, i := range listenerTypes {
+		out.sets[i], kept[i] = buildSet(i, in[i], references(i, kept), n.id, s.log, s.shared)
+	}
+	var vers versions
+	for i := range servedTypes {
+		vers[i] = out.sets[i].version
+	}
+	return &out, vers, true
+}
+
+// listenerTypes are the types patchListeners rebuilds, as servedTypes
+// indexes, in order: LDS, then RDS (which keeps the routes LDS references).
+var listenerTypes = [...]int{2, 3}
+
+// translateListeners calls translator.TranslateListeners, turning a panic
+// into an error.
+func (s *Server) translateListeners(snap *snapshot.Snapshot, p translator.Proxy) (res *translator.Resources, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("xdsserver: translate listeners: panic: %v", r)
+		}
+	}()
+	return translator.TranslateListeners(snap, p, s.tcache), nil
 }
 
 // translateClusters calls translator.TranslateClusters for the hosts c

@@ -90,6 +90,85 @@ func TestEndpointChangePatchEqualsFullTranslation(t *testing.T) {
 	}
 }
 
+// withVirtualService is s plus (or with a replaced) VirtualService vs-svcN
+// in namespace ns routing service svcN with header x-mark: mark, as a new
+// snapshot with the given version.
+func withVirtualService(t testing.TB, s *snapshot.Snapshot, version uint64, svc int, mark string) *snapshot.Snapshot {
+	t.Helper()
+	host := fmt.Sprintf("svc%d.ns%d.svc.cluster.local", svc, svc%4)
+	doc := fmt.Sprintf("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs-svc%d, namespace: ns%d}\n"+
+		"spec: {hosts: [%s], http: [{headers: {request: {set: {x-mark: %s}}}, route: [{destination: {host: %s}}]}]}\n",
+		svc, svc%4, host, mark, host)
+	more, _, errs := config.Parse("vs.yaml", []byte(doc))
+	if len(errs) > 0 {
+		t.Fatal(errs[0])
+	}
+	cfg := config.NewSet(append(more, s.Config.All()...)) // the first of a key wins
+	return &snapshot.Snapshot{Version: version, Config: cfg, Registry: s.Registry, Mesh: s.Mesh}
+}
+
+// After a VirtualService edit every node that sees the service has its
+// listeners and routes translated again, not its clusters; the result
+// equals a full translation, and nodes of one namespace share one route
+// table set.
+func TestVirtualServiceChangePatchEqualsFullTranslation(t *testing.T) {
+	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	base := benchMesh(t, 40, 3)
+	srv.Update(base)
+	var ids []string
+	for i := range 8 {
+		id := fmt.Sprintf("sidecar~127.201.0.%d~unknown%d.ns%d~ns%d.svc.cluster.local", i, i, i%2, i%2)
+		k := streamKey{id: int64(i + 1)}
+		srv.open(k)
+		srv.first(k, nodeProto(id))
+		ids = append(ids, id)
+	}
+	before := map[string]*nodeSnapshot{}
+	for _, id := range ids {
+		before[id], _ = srv.sidecars.GetSnapshot(id)
+	}
+	snaps := []*snapshot.Snapshot{withVirtualService(t, base, 2, 5, "one")}
+	snaps = append(snaps, withVirtualService(t, snaps[0], 3, 5, "two"), withVirtualService(t, snaps[0], 4, 6, "three"))
+	for _, snap := range snaps {
+		srv.Update(snap)
+		srv.pushAll()
+		byNS := map[string]*resourceSet{}
+		for _, id := range ids {
+			got, err := srv.sidecars.GetSnapshot(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := translator.ParseNode(nodeProto(id))
+			want, _ := build(translator.Translate(snap, p), id, internLog, nil)
+			for i, st := range servedTypes {
+				if got.sets[i].version != want.sets[i].version {
+					t.Errorf("v%d %s %s: version %s, full translation %s", snap.Version, id, typeLabel(st.url),
+						got.sets[i].version, want.sets[i].version)
+				}
+			}
+			for _, i := range patchTypes { // clusters, endpoints: untouched
+				if got.sets[i] != before[id].sets[i] {
+					t.Errorf("v%d %s: %s set rebuilt; want the node's own", snap.Version, id, typeLabel(servedTypes[i].url))
+				}
+			}
+			if rs, ok := byNS[p.Namespace]; ok && rs != got.sets[3] {
+				t.Errorf("v%d %s: route set not shared within namespace %s", snap.Version, id, p.Namespace)
+			}
+			byNS[p.Namespace] = got.sets[3]
+			srv.mu.Lock()
+			patches, translations := srv.nodes[id].patches.Load(), srv.nodes[id].translations.Load()
+			srv.mu.Unlock()
+			if patches != translations-1 {
+				t.Errorf("v%d %s: %d translations, %d of them patches; want all but the first patched", snap.Version, id, translations, patches)
+			}
+		}
+	}
+}
+
 func (rs *resourceSet) names() []string {
 	out := make([]string, len(rs.sorted))
 	for i, r := range rs.sorted {
