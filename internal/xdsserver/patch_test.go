@@ -33,28 +33,16 @@ func movedEndpoint(t testing.TB, s *snapshot.Snapshot, version uint64, svc int, 
 // not translated again, and equals what a full translation builds; its
 // listeners and routes are the very resources it had.
 func TestEndpointChangePatchEqualsFullTranslation(t *testing.T) {
-	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	base := benchMesh(t, 40, 3)
-	srv.Update(base)
 	var ids []string
 	for i := range 8 {
 		id := fmt.Sprintf("sidecar~127.200.0.%d~client.ns%d~ns%d.svc.cluster.local", i%4+1, i%4, i%4)
 		if i >= 4 {
 			id = fmt.Sprintf("sidecar~127.201.0.%d~unknown.ns%d~ns%d.svc.cluster.local", i, i%4, i%4)
 		}
-		k := streamKey{id: int64(i + 1)}
-		srv.open(k)
-		srv.first(k, nodeProto(id))
 		ids = append(ids, id)
 	}
-	before := map[string]*nodeSnapshot{}
-	for _, id := range ids {
-		before[id], _ = srv.sidecars.GetSnapshot(id)
-	}
+	srv, before := connectedServer(t, base, ids)
 	snaps := []*snapshot.Snapshot{movedEndpoint(t, base, 2, 5, "127.9.9.9"), movedEndpoint(t, base, 3, 5, "127.9.9.8")}
 	snaps = append(snaps, movedEndpoint(t, snaps[1], 4, 6, "127.9.9.7"))
 	for _, snap := range snaps {
@@ -112,25 +100,12 @@ func withVirtualService(t testing.TB, s *snapshot.Snapshot, version uint64, svc 
 // equals a full translation, and nodes of one namespace share one route
 // table set.
 func TestVirtualServiceChangePatchEqualsFullTranslation(t *testing.T) {
-	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	base := benchMesh(t, 40, 3)
-	srv.Update(base)
 	var ids []string
 	for i := range 8 {
-		id := fmt.Sprintf("sidecar~127.201.0.%d~unknown%d.ns%d~ns%d.svc.cluster.local", i, i, i%2, i%2)
-		k := streamKey{id: int64(i + 1)}
-		srv.open(k)
-		srv.first(k, nodeProto(id))
-		ids = append(ids, id)
+		ids = append(ids, fmt.Sprintf("sidecar~127.201.0.%d~unknown%d.ns%d~ns%d.svc.cluster.local", i, i, i%2, i%2))
 	}
-	before := map[string]*nodeSnapshot{}
-	for _, id := range ids {
-		before[id], _ = srv.sidecars.GetSnapshot(id)
-	}
+	srv, before := connectedServer(t, base, ids)
 	snaps := []*snapshot.Snapshot{withVirtualService(t, base, 2, 5, "one")}
 	snaps = append(snaps, withVirtualService(t, snaps[0], 3, 5, "two"), withVirtualService(t, snaps[0], 4, 6, "three"))
 	for _, snap := range snaps {
@@ -167,6 +142,26 @@ func TestVirtualServiceChangePatchEqualsFullTranslation(t *testing.T) {
 			}
 		}
 	}
+}
+
+// connectedServer is a server on snap with a stream open for each node id,
+// and each node's first snapshot. The server closes when t ends.
+func connectedServer(t *testing.T, snap *snapshot.Snapshot, ids []string) (*Server, map[string]*nodeSnapshot) {
+	t.Helper()
+	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	srv.Update(snap)
+	first := map[string]*nodeSnapshot{}
+	for i, id := range ids {
+		k := streamKey{id: int64(i + 1)}
+		srv.open(k)
+		srv.first(k, nodeProto(id))
+		first[id], _ = srv.sidecars.GetSnapshot(id)
+	}
+	return srv, first
 }
 
 func (rs *resourceSet) names() []string {
