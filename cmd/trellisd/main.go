@@ -57,6 +57,7 @@ type flags struct {
 	logLevel       slog.Level
 	sec            secFlags
 	meshConfig     string // mesh.go
+	pprofAddr      string // empty: no profiling endpoint
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -75,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.monitoringAddr, "monitoring-addr", "127.0.0.1:15014", "address of /metrics, /ready and /debug/*")
 	fs.UintVar(&f.proxyHTTPPort, "proxy-http-port", 15080, "port of each sidecar's HTTP-proxy listener (meshConfig.proxyHttpPort); 0 disables it")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "address of Go's /debug/pprof/ endpoints (profiling, e.g. the control-plane benchmark); empty: off")
 	fs.StringVar(&f.meshConfig, "mesh-config", "", "Istio MeshConfig YAML (trustDomain, rootNamespace, extensionProviders, pathNormalization, outboundTrafficPolicy)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -144,6 +146,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		sec.tlsLis.Close()
 		return fmt.Errorf("listen monitoring: %w", err)
 	}
+	var pprofLis net.Listener // nil when --pprof-addr is empty
+	if f.pprofAddr != "" {
+		if pprofLis, err = net.Listen("tcp", f.pprofAddr); err != nil {
+			monLis.Close()
+			if xdsLis != nil {
+				xdsLis.Close()
+			}
+			sec.tlsLis.Close()
+			return fmt.Errorf("listen pprof: %w", err)
+		}
+	}
 
 	mesh.CredentialsDir = f.credentialsDir
 	if mesh.CredentialsDir == "" {
@@ -207,6 +220,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	goFn("csr shutdown", func() error { <-ctx.Done(); sec.csr.GracefulStop(); return nil })
 	goFn("xds shutdown", func() error { <-ctx.Done(); return xds.Close() })
 	goFn("monitoring", func() error { return monitor.Serve(ctx, monLis, mon) })
+	if pprofLis != nil {
+		goFn("pprof", func() error { return servePprof(ctx, pprofLis) })
+	}
 	goFn("config", func() error { return watchConfig(ctx, f.configDir, log, p.publish) })
 	goFn("health", func() error { return hc.Run(ctx) })
 	goFn("health push", func() error { return p.followHealth(ctx, hc.Changed()) })
@@ -257,10 +273,12 @@ func (p *pipeline) publishLocked(set *config.Set) {
 	}
 	prev := p.current.Swap(snap)
 	first := prev == nil
+	p.update(snap)
+	// After the push started: findings are only logged, and analysing
+	// 10000 resources must not delay proxies (issue 5).
 	if p.lint != nil && (first || prev.Config != set) {
 		p.lint(snap)
 	}
-	p.update(snap)
 	if first && p.onFirst != nil {
 		p.onFirst()
 	}

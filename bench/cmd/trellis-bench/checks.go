@@ -61,9 +61,12 @@ func checks(rep *report.Report) []report.Check {
 	} else {
 		out = append(out, report.Skipped("trellisd memory per connected proxy (MB, worst setup)", report.AtMost, 0.5, " MB", "control-plane runs missing"))
 	}
-	db, okD := val("controlplane", cpLabel(true, false, "endpoint"), "kb_per_proxy")
-	sb, okS := val("controlplane", cpLabel(false, false, "endpoint"), "kb_per_proxy")
-	out = append(out, report.Ratio("delta sends only what changed: delta / SotW bytes per proxy per endpoint change", db, sb, okD, okS, report.AtMost, 0.1))
+	// Without scoping every proxy is affected, so bytes per proxy are bytes
+	// per affected proxy; what changed is one ClusterLoadAssignment.
+	row := cpLabel(true, false, "endpoint")
+	db, okD := val("controlplane", row, "kb_per_proxy")
+	cb, okC := val("controlplane", row, "changed_kb")
+	out = append(out, report.Ratio("delta sends only what changed: delta bytes per proxy per endpoint change / encoded size of the changed ClusterLoadAssignment", db, cb, okD, okC, report.AtMost, 2))
 	return out
 }
 

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -38,6 +41,7 @@ var cpCols = []report.Column{
 	{Key: "p50_ms", Header: "ACK p50 ms", Digits: 1}, {Key: "p99_ms", Header: "ACK p99 ms", Digits: 1},
 	{Key: "max_ms", Header: "ACK max ms", Digits: 1}, {Key: "missing", Header: "never ACKed"},
 	{Key: "kb_per_proxy", Header: "KB per proxy per change", Digits: 2},
+	{Key: "changed_kb", Header: "KB changed", Digits: 2},
 	{Key: "cpu_s_per_push", Header: "trellisd CPU s per push", Digits: 3},
 	{Key: "sync_s", Header: "initial sync s", Digits: 1},
 	{Key: "rss_mb", Header: "trellisd RSS MB", Digits: 0}, {Key: "mb_per_proxy", Header: "MB per proxy", Digits: 3},
@@ -61,7 +65,7 @@ func runControlPlane(ctx context.Context, e *env, rep *report.Report) {
 	l := size.load
 	tbl := rep.NewTable("controlplane", fmt.Sprintf("Control plane: %d simulated proxies (ADS over gRPC), %d services × %d endpoints; time from a file edit until every affected proxy ACKed",
 		l.Proxies, l.Services, l.Endpoints), cpCols...)
-	tbl.Note("bytes are proto.Size of every response received by the fleet from the edit until quiet, divided by all connected proxies; MB per proxy is (RSS with the fleet synced − RSS before it connected) / proxies")
+	tbl.Note("bytes are proto.Size of every response received by the fleet from the edit until quiet, divided by all connected proxies; KB changed is the encoded size of the resource carrying the edit (one ClusterLoadAssignment, one route table); MB per proxy is (RSS with the fleet synced − RSS before it connected) / proxies")
 	tbl.Note("Sidecar scoping: each proxy's Sidecar imports %d services, so an edit affects about %d proxies", size.window, l.Proxies*size.window/l.Services)
 	counter := 0
 	for _, scoped := range []bool{false, true} {
@@ -101,8 +105,10 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 		return
 	}
 	xds := hostPort(trellisdLoadAddr, 15010)
+	pprofAddr := hostPort(trellisdLoadAddr, 15016)
 	d, err := proc.Start(proc.Spec{Name: "trellisd", Path: e.trellisd, LogDir: dir, Args: []string{
-		"--config-dir", cfg, "--data-dir", filepath.Join(dir, "data"), "--xds-addr", xds, "--monitoring-addr", hostPort(trellisdLoadAddr, 15014)}})
+		"--config-dir", cfg, "--data-dir", filepath.Join(dir, "data"), "--xds-addr", xds, "--monitoring-addr", hostPort(trellisdLoadAddr, 15014),
+		"--pprof-addr", pprofAddr}})
 	if err != nil {
 		skip(err.Error())
 		return
@@ -162,6 +168,12 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 		skip(err.Error())
 		return
 	}
+	heap := fmt.Sprintf("%s-trellisd-heap-%s.prof", e.stamp, name)
+	if err := fetchProfile(ctx, "http://"+pprofAddr+"/debug/pprof/heap?gc=1", filepath.Join(e.results, heap)); err != nil {
+		tbl.Note("%s: trellisd heap profile not saved: %v", name, err)
+	} else {
+		tbl.Note("%s: trellisd heap profile with the fleet synced: bench/results/%s", name, heap)
+	}
 	common := map[string]float64{"proxies": float64(l.Proxies), "sync_s": syncTime.Seconds(), "rss_mb": float64(rss1) / mb,
 		"mb_per_proxy": float64(rss1-rss0) / mb / float64(l.Proxies)}
 
@@ -187,7 +199,7 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 		}
 		var delays []time.Duration
 		var missing, affected int
-		var bytes int64
+		var bytes, changed int64
 		var cpu time.Duration
 		for j := range size.changes {
 			svc, marker, apply := edit(j)
@@ -214,7 +226,12 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 			delays = append(delays, got...)
 			missing += miss
 			bytes += fleet.Bytes() - b0
+			changed += int64(w.ChangedBytes())
 			cpu += st1.CPU - st0.CPU
+			if len(got) > 0 {
+				e.log.Info("control-plane change", "setup", name, "edit", labels[i], "n", j, "acked", len(got), "missing", miss,
+					"p50", quantile(got, 0.5), "max", got[len(got)-1], "cpu", st1.CPU-st0.CPU, "bytes", fleet.Bytes()-b0)
+			}
 		}
 		if dead != "" {
 			tbl.Skip(labels[i], dead)
@@ -222,6 +239,7 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 		}
 		v := map[string]float64{"affected": float64(affected) / float64(size.changes), "missing": float64(missing),
 			"kb_per_proxy":   float64(bytes) / 1024 / float64(size.changes) / float64(l.Proxies),
+			"changed_kb":     float64(changed) / 1024 / float64(size.changes),
 			"cpu_s_per_push": cpu.Seconds() / float64(size.changes)}
 		for k, x := range common {
 			v[k] = x
@@ -234,6 +252,29 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 		}
 		tbl.Add(labels[i], v)
 	}
+}
+
+// fetchProfile saves the pprof profile at url to path.
+func fetchProfile(ctx context.Context, url, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch %s: status %d", url, resp.StatusCode)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", url, err)
+	}
+	return os.WriteFile(path, data, 0o644)
 }
 
 // quantile returns the q-quantile (nearest rank) of sorted durations.

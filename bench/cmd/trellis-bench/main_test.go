@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -42,22 +43,31 @@ func TestChecks(t *testing.T) {
 	sat.Add("haproxy nbthread 1", map[string]float64{"qps": 10000})
 	cp := rep.NewTable("controlplane", "", cpCols...)
 	cp.Add(cpLabel(false, false, "endpoint"), map[string]float64{"p99_ms": 400, "missing": 0, "kb_per_proxy": 500, "mb_per_proxy": 0.2})
-	cp.Add(cpLabel(true, false, "endpoint"), map[string]float64{"p99_ms": 300, "missing": 2, "kb_per_proxy": 1, "mb_per_proxy": 0.7})
+	cp.Add(cpLabel(true, false, "endpoint"), map[string]float64{"p99_ms": 300, "missing": 2, "kb_per_proxy": 1, "changed_kb": 0.6, "mb_per_proxy": 0.7})
+	// Twice what changed, or more, is not "only what changed".
+	wasteful := &report.Report{}
+	wcp := wasteful.NewTable("controlplane", "", cpCols...)
+	wcp.Add(cpLabel(true, false, "endpoint"), map[string]float64{"kb_per_proxy": 1.3, "changed_kb": 0.6})
+	for _, c := range checks(wasteful) {
+		if strings.HasPrefix(c.Name, "delta sends only what changed") && c.Status != report.Fail {
+			t.Errorf("%s = %q with 1.3 KB sent for 0.6 KB changed, want %s", c.Name, c.Status, report.Fail)
+		}
+	}
 	got := map[string]report.Status{}
 	for _, c := range checks(rep) {
 		got[c.Name] = c.Status
 	}
 	for name, want := range map[string]report.Status{
-		"added p99 at 1000 rps, c=16: Trellis / HAProxy":                                  report.Pass,
-		"added p99 at 1000 rps, c=4: Trellis / HAProxy":                                   report.Skip,
-		"sidecar CPU at 1000 rps (vCPU per 1000 rps)":                                     report.Pass,
-		"sidecar CPU: Trellis / HAProxy":                                                  report.Fail,
-		"one-core saturation: Trellis / HAProxy":                                          report.Pass,
-		"sidecar memory per cluster (KB)":                                                 report.Skip,
-		"sotw, no scoping, endpoint change: p99 time to ACK with 1000 proxies (ms)":       report.Pass,
-		"delta, no scoping, endpoint change: p99 time to ACK with 1000 proxies (ms)":      report.Fail,
-		"trellisd memory per connected proxy (MB, worst setup)":                           report.Fail,
-		"delta sends only what changed: delta / SotW bytes per proxy per endpoint change": report.Pass,
+		"added p99 at 1000 rps, c=16: Trellis / HAProxy":                             report.Pass,
+		"added p99 at 1000 rps, c=4: Trellis / HAProxy":                              report.Skip,
+		"sidecar CPU at 1000 rps (vCPU per 1000 rps)":                                report.Pass,
+		"sidecar CPU: Trellis / HAProxy":                                             report.Fail,
+		"one-core saturation: Trellis / HAProxy":                                     report.Pass,
+		"sidecar memory per cluster (KB)":                                            report.Skip,
+		"sotw, no scoping, endpoint change: p99 time to ACK with 1000 proxies (ms)":  report.Pass,
+		"delta, no scoping, endpoint change: p99 time to ACK with 1000 proxies (ms)": report.Fail,
+		"trellisd memory per connected proxy (MB, worst setup)":                      report.Fail,
+		"delta sends only what changed: delta bytes per proxy per endpoint change / encoded size of the changed ClusterLoadAssignment": report.Pass,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %q, want %s", name, got[name], want)

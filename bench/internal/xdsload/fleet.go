@@ -151,6 +151,7 @@ type Watch struct {
 	mu      sync.Mutex
 	pending map[int]bool
 	acked   map[int]time.Duration
+	changed int // encoded size of the largest resource seen carrying the marker
 }
 
 // observe records that proxy i ACKed a response containing the marker.
@@ -165,6 +166,23 @@ func (w *Watch) observe(i int) {
 	if len(w.pending) == 0 {
 		close(w.done)
 	}
+}
+
+// noteChanged records the encoded size of a resource carrying the marker.
+func (w *Watch) noteChanged(size int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.changed = max(w.changed, size)
+}
+
+// ChangedBytes is the encoded size of the largest resource a watched proxy
+// received carrying the marker: what changed (one ClusterLoadAssignment for
+// an endpoint edit, one route table for a VirtualService edit); 0 when none
+// arrived.
+func (w *Watch) ChangedBytes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.changed
 }
 
 func (w *Watch) wants(i int) bool {
@@ -239,6 +257,7 @@ func (p *proxy) received(size int, resources func(yield func([]byte) bool)) *Wat
 	}
 	for b := range resources {
 		if bytes.Contains(b, w.marker) {
+			w.noteChanged(len(b))
 			return w
 		}
 	}

@@ -118,6 +118,14 @@ func TestFleetSyncsAndTimesAChange(t *testing.T) {
 			if got := fleet.Bytes() - before; got <= 0 {
 				t.Errorf("bytes after change = %d, want > 0", got)
 			}
+			// What changed is the first cluster's ClusterLoadAssignment.
+			cla, err := anypb.New(snapshot(t, "3", "127.9.0.77").GetResources(resourcev3.EndpointType)["outbound|80||a"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := w.ChangedBytes(), len(cla.GetValue()); got != want {
+				t.Errorf("ChangedBytes = %d, want %d (the changed ClusterLoadAssignment)", got, want)
+			}
 		})
 	}
 }
