@@ -13,6 +13,9 @@ import (
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 )
 
+// maxPriority is Envoy's bound on a locality's priority (PGV lte: 128).
+const maxPriority = 128
+
 // Cluster is a parsed Cluster. Runtime has no endpoints for an EDS cluster;
 // Build fills them from the ClusterLoadAssignment named EDS.
 type Cluster struct {
@@ -45,6 +48,9 @@ func parseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		return nil, fmt.Errorf("filters: unsupported")
 	case c.GetUpstreamConfig() != nil:
 		return nil, fmt.Errorf("upstream_config: unsupported")
+	}
+	if err := positiveDuration("connect_timeout", c.GetConnectTimeout()); err != nil {
+		return nil, err
 	}
 	rc := &runtime.Cluster{Name: c.GetName(), ConnectTimeout: durationOf(c.GetConnectTimeout())}
 	out := &Cluster{Runtime: rc}
@@ -174,8 +180,13 @@ func parseEndpoints(prefix string, cla *endpointv3.ClusterLoadAssignment, ipOnly
 	var out []runtime.Endpoint
 	for i, lle := range cla.GetEndpoints() {
 		lpath := fmt.Sprintf("%sendpoints[%d]", prefix, i)
-		if lle.GetLedsClusterLocalityConfig() != nil {
+		switch {
+		case lle.GetLedsClusterLocalityConfig() != nil:
 			return nil, fmt.Errorf("%s.leds_cluster_locality_config: unsupported", lpath)
+		case lle.GetLoadBalancingWeight() != nil && lle.GetLoadBalancingWeight().GetValue() == 0:
+			return nil, fmt.Errorf("%s.load_balancing_weight: 0, want at least 1", lpath)
+		case lle.GetPriority() > maxPriority:
+			return nil, fmt.Errorf("%s.priority: %d exceeds %d", lpath, lle.GetPriority(), maxPriority)
 		}
 		loc := runtime.Locality{
 			Region:  lle.GetLocality().GetRegion(),
@@ -203,7 +214,9 @@ func parseEndpoints(prefix string, cla *endpointv3.ClusterLoadAssignment, ipOnly
 			}
 			ep.Weight = 1
 			if w := lb.GetLoadBalancingWeight(); w != nil {
-				ep.Weight = w.GetValue() // Validate ensures >= 1
+				if ep.Weight = w.GetValue(); ep.Weight == 0 {
+					return nil, fmt.Errorf("%s.load_balancing_weight: 0, want at least 1", epath)
+				}
 			}
 			switch lb.GetHealthStatus() {
 			case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
@@ -223,6 +236,9 @@ func parseEndpoint(path string, a *corev3.Address, ipOnly bool) (runtime.Endpoin
 	}
 	if err := checkSocketAddress(path+".socket_address", sa); err != nil {
 		return runtime.Endpoint{}, err
+	}
+	if sa.GetAddress() == "" {
+		return runtime.Endpoint{}, fmt.Errorf("%s.socket_address.address: empty", path)
 	}
 	if sa.GetPortValue() == 0 {
 		return runtime.Endpoint{}, fmt.Errorf("%s.socket_address.port_value: 0", path)

@@ -24,6 +24,8 @@ const (
 	// transport_socket_matches compare (Envoy's constant).
 	socketMatchKey = "envoy.transport_socket_match"
 	maxRingSize    = 1 << 23 // Envoy's default maximum_ring_size
+	maxMaglevTable = 5000011 // Envoy's bound on maglev_lb_config.table_size
+	maxSNI         = 255     // a DNS name's length bound (UpstreamTlsContext.sni)
 )
 
 // parseLB fills rc's lb_policy and its tuning.
@@ -51,6 +53,9 @@ func parseLB(c *clusterv3.Cluster, rc *runtime.Cluster) error {
 	switch l := c.GetLbConfig().(type) {
 	case nil:
 	case *clusterv3.Cluster_LeastRequestLbConfig_:
+		if n := l.LeastRequestLbConfig.GetChoiceCount(); n != nil && n.GetValue() < 2 {
+			return fmt.Errorf("least_request_lb_config.choice_count: %d, want at least 2", n.GetValue())
+		}
 		cfg.ChoiceCount = l.LeastRequestLbConfig.GetChoiceCount().GetValue()
 		if l.LeastRequestLbConfig.GetActiveRequestBias() != nil {
 			return fmt.Errorf("least_request_lb_config.active_request_bias: unsupported")
@@ -81,6 +86,9 @@ func parseLB(c *clusterv3.Cluster, rc *runtime.Cluster) error {
 		}
 	case *clusterv3.Cluster_MaglevLbConfig_:
 		cfg.MaglevTableSize = l.MaglevLbConfig.GetTableSize().GetValue()
+		if n := cfg.MaglevTableSize; n > maxMaglevTable {
+			return fmt.Errorf("maglev_lb_config.table_size: %d exceeds %d", n, maxMaglevTable)
+		}
 		if n := cfg.MaglevTableSize; n != 0 && !prime(n) {
 			return fmt.Errorf("maglev_lb_config.table_size: %d is not a prime", n)
 		}
@@ -107,6 +115,9 @@ func parseLB(c *clusterv3.Cluster, rc *runtime.Cluster) error {
 			return fmt.Errorf("common_lb_config.override_host_status: unsupported")
 		}
 		if p := cl.GetHealthyPanicThreshold(); p != nil {
+			if err := percentValue("common_lb_config.healthy_panic_threshold", p); err != nil {
+				return err
+			}
 			cfg.PanicThreshold = p.GetValue()
 			if cfg.PanicThreshold == 0 {
 				cfg.PanicThreshold = runtime.PanicDisabled
@@ -121,6 +132,9 @@ func parseSlowStart(path string, s *clusterv3.Cluster_SlowStartConfig) (*runtime
 	if s == nil || s.GetSlowStartWindow() == nil {
 		return nil, nil
 	}
+	if err := positiveDuration(path+".slow_start_window", s.GetSlowStartWindow()); err != nil {
+		return nil, err
+	}
 	out := &runtime.SlowStart{Window: s.GetSlowStartWindow().AsDuration(), Aggression: 1, MinWeightPercent: 10}
 	if a := s.GetAggression(); a != nil {
 		out.Aggression = a.GetDefaultValue()
@@ -129,6 +143,9 @@ func parseSlowStart(path string, s *clusterv3.Cluster_SlowStartConfig) (*runtime
 		}
 	}
 	if m := s.GetMinWeightPercent(); m != nil {
+		if err := percentValue(path+".min_weight_percent", m); err != nil {
+			return nil, err
+		}
 		out.MinWeightPercent = m.GetValue()
 	}
 	return out, nil
@@ -194,6 +211,21 @@ func parseOutlier(o *clusterv3.OutlierDetection) (*runtime.OutlierDetection, err
 	case len(o.GetMonitors()) > 0:
 		return nil, fmt.Errorf("outlier_detection.monitors: unsupported")
 	}
+	for name, d := range map[string]*durationpb.Duration{
+		"interval": o.GetInterval(), "base_ejection_time": o.GetBaseEjectionTime(), "max_ejection_time": o.GetMaxEjectionTime(),
+	} {
+		if err := positiveDuration("outlier_detection."+name, d); err != nil {
+			return nil, err
+		}
+	}
+	for name, v := range map[string]*wrapperspb.UInt32Value{
+		"enforcing_consecutive_5xx": o.GetEnforcingConsecutive_5Xx(), "enforcing_consecutive_gateway_failure": o.GetEnforcingConsecutiveGatewayFailure(),
+		"enforcing_consecutive_local_origin_failure": o.GetEnforcingConsecutiveLocalOriginFailure(), "max_ejection_percent": o.GetMaxEjectionPercent(),
+	} {
+		if v.GetValue() > 100 {
+			return nil, fmt.Errorf("outlier_detection.%s: %d exceeds 100", name, v.GetValue())
+		}
+	}
 	u32 := func(v *wrapperspb.UInt32Value, def uint32) uint32 {
 		if v == nil {
 			return def
@@ -217,7 +249,7 @@ func parseOutlier(o *clusterv3.OutlierDetection) (*runtime.OutlierDetection, err
 		Interval:                               dur(o.GetInterval(), 10*time.Second),
 		BaseEjectionTime:                       dur(o.GetBaseEjectionTime(), 30*time.Second),
 		MaxEjectionTime:                        dur(o.GetMaxEjectionTime(), 300*time.Second),
-		MaxEjectionPercent:                     min(u32(o.GetMaxEjectionPercent(), 10), 100),
+		MaxEjectionPercent:                     u32(o.GetMaxEjectionPercent(), 10),
 	}
 	return out, nil
 }
@@ -275,6 +307,9 @@ func parseUpstreamTLS(path string, ut *tlsv3.UpstreamTlsContext) (*runtime.Upstr
 	if ut.GetAutoHostSni() || ut.GetAutoSniSanValidation() {
 		return nil, fmt.Errorf("%s.auto_host_sni: unsupported", path)
 	}
+	if len(ut.GetSni()) > maxSNI {
+		return nil, fmt.Errorf("%s.sni: %d bytes exceeds %d", path, len(ut.GetSni()), maxSNI)
+	}
 	out := &runtime.UpstreamTLS{SNI: ut.GetSni()}
 	ctx := ut.GetCommonTlsContext()
 	cpath := path + ".common_tls_context"
@@ -304,21 +339,18 @@ func parseUpstreamTLS(path string, ut *tlsv3.UpstreamTlsContext) (*runtime.Upstr
 		}
 		out.CertSecret = "file-cert:" + cert + "~" + key
 	}
-	for _, s := range ctx.GetTlsCertificateSdsSecretConfigs() {
+	for i, s := range ctx.GetTlsCertificateSdsSecretConfigs() {
+		if err := nonEmpty(fmt.Sprintf("%s.tls_certificate_sds_secret_configs[%d].name", cpath, i), s.GetName()); err != nil {
+			return nil, err
+		}
 		out.CertSecret = s.GetName()
 	}
 	// The validation context is parsed as the server side's is; only its
 	// roots and SAN matchers apply to a client.
 	var v runtime.DownstreamTLS
-	var vc *tlsv3.CertificateValidationContext
-	switch t := ctx.GetValidationContextType().(type) {
-	case *tlsv3.CommonTlsContext_ValidationContext:
-		vc = t.ValidationContext
-	case *tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig:
-		v.RootSecret = t.ValidationContextSdsSecretConfig.GetName()
-	case *tlsv3.CommonTlsContext_CombinedValidationContext:
-		vc = t.CombinedValidationContext.GetDefaultValidationContext()
-		v.RootSecret = t.CombinedValidationContext.GetValidationContextSdsSecretConfig().GetName()
+	vc, err := validationContext(cpath, ctx, &v)
+	if err != nil {
+		return nil, err
 	}
 	if vc != nil {
 		if err := parseValidationContext(cpath+".validation_context", vc, &v); err != nil {
@@ -339,6 +371,9 @@ func parseSocketMatches(ms []*clusterv3.Cluster_TransportSocketMatch) ([]runtime
 	var out []runtime.TransportSocketMatch
 	for i, m := range ms {
 		path := fmt.Sprintf("transport_socket_matches[%d]", i)
+		if err := nonEmpty(path+".name", m.GetName()); err != nil {
+			return nil, err
+		}
 		tm := runtime.TransportSocketMatch{Name: m.GetName(), Match: map[string]string{}}
 		for k, v := range m.GetMatch().GetFields() {
 			sv, ok := v.GetKind().(*structpb.Value_StringValue)

@@ -175,7 +175,7 @@ func TestDecode(t *testing.T) {
 		{name: "type mismatch", typeURL: ClusterType, any: mustAny(t, l), wantErr: `decode: got type "` + ListenerType + `", want "` + ClusterType + `"`},
 		{name: "unknown type", typeURL: "type.googleapis.com/x", any: &anypb.Any{TypeUrl: "type.googleapis.com/x"}, wantErr: `decode: unsupported type "type.googleapis.com/x"`},
 		{name: "garbage", typeURL: ListenerType, any: &anypb.Any{TypeUrl: ListenerType, Value: []byte{0xff}}, wantErr: "decode: listener: "},
-		{name: "fails Validate", typeURL: EndpointType, any: mustAny(t, &endpointv3.ClusterLoadAssignment{}), wantErr: `decode: endpoints "": invalid ClusterLoadAssignment.ClusterName`},
+		{name: "no name", typeURL: EndpointType, any: mustAny(t, &endpointv3.ClusterLoadAssignment{}), wantErr: `decode: endpoints: empty name`},
 		{name: "nil", typeURL: ListenerType, wantErr: "decode: nil resource"},
 	}
 	for _, tc := range tests {

@@ -31,14 +31,13 @@ const (
 	resourceWrapType = "type.googleapis.com/envoy.service.discovery.v3.Resource"
 )
 
-// validator is what protoc-gen-validate generates on every Envoy message.
-type validator interface{ Validate() error }
-
-// Decode unmarshals one xDS resource of type typeURL from a, checks it with
-// its generated Validate, and returns its name: the Listener, Route
-// Configuration or Cluster name, or a ClusterLoadAssignment's cluster_name.
-// A resource wrapped in envoy.service.discovery.v3.Resource is unwrapped.
-// Decode does not check the subset; the Parse functions do.
+// Decode unmarshals one xDS resource of type typeURL from a and returns its
+// name: the Listener, RouteConfiguration or Cluster name, or a
+// ClusterLoadAssignment's cluster_name, which must not be empty. A resource
+// wrapped in envoy.service.discovery.v3.Resource is unwrapped. Decode does
+// not run the generated protoc-gen-validate Validate methods and does not
+// check the subset: the Parse functions check every field they read (see
+// check.go).
 func Decode(typeURL string, a *anypb.Any) (string, proto.Message, error) {
 	if a == nil {
 		return "", nil, errors.New("decode: nil resource")
@@ -79,27 +78,20 @@ func Decode(typeURL string, a *anypb.Any) (string, proto.Message, error) {
 	if err := proto.Unmarshal(a.GetValue(), msg); err != nil {
 		return "", nil, fmt.Errorf("decode: %s: %w", shortType(typeURL), err)
 	}
-	if err := msg.(validator).Validate(); err != nil {
-		return name(), nil, fmt.Errorf("decode: %s %q: %w", shortType(typeURL), name(), err)
-	}
 	if name() == "" {
 		return "", nil, fmt.Errorf("decode: %s: empty name", shortType(typeURL))
 	}
 	return name(), msg, nil
 }
 
-// unmarshalTyped decodes a typed_config of the expected type and validates it.
+// unmarshalTyped decodes a typed_config of the expected type; the caller's
+// parse function checks the fields it reads.
 func unmarshalTyped(a *anypb.Any, want string, msg proto.Message) error {
 	if a.GetTypeUrl() != want {
 		return fmt.Errorf("typed_config: got type %q, want %q", a.GetTypeUrl(), want)
 	}
 	if err := proto.Unmarshal(a.GetValue(), msg); err != nil {
 		return fmt.Errorf("typed_config: %w", err)
-	}
-	if v, ok := msg.(validator); ok {
-		if err := v.Validate(); err != nil {
-			return fmt.Errorf("typed_config: %w", err)
-		}
 	}
 	return nil
 }

@@ -64,6 +64,9 @@ func parseHTTPFilterChain(path string, hcm *hcmv3.HttpConnectionManager, h *runt
 			router = true
 			continue
 		}
+		if err := nonEmpty(fpath+".name", f.GetName()); err != nil {
+			return err
+		}
 		hf, err := parseHTTPFilter(fpath, f)
 		if err != nil {
 			return err
@@ -189,6 +192,9 @@ func parseNetworkRBAC(path string, f *listenerv3.Filter) (*runtime.RBACFilter, e
 	if err != nil {
 		return nil, err
 	}
+	if err := nonEmpty(path+".typed_config.stat_prefix", m.GetStatPrefix()); err != nil {
+		return nil, err
+	}
 	out.StatPrefix = m.GetStatPrefix()
 	out.ShadowStatPrefix = m.GetShadowRulesStatPrefix()
 	return out, nil
@@ -199,6 +205,20 @@ func parseRBAC(path string, rules, shadow *rbacv3.RBAC, matcher bool) (*runtime.
 		return nil, fmt.Errorf("%s.matcher: unsupported, use rules", path)
 	}
 	out := &runtime.RBACFilter{}
+	for field, r := range map[string]*rbacv3.RBAC{"rules": rules, "shadow_rules": shadow} {
+		for _, name := range slices.Sorted(maps.Keys(r.GetPolicies())) {
+			p := r.GetPolicies()[name]
+			ppath := fmt.Sprintf("%s.%s.policies[%q]", path, field, name)
+			switch {
+			case p == nil:
+				return nil, fmt.Errorf("%s: empty", ppath)
+			case len(p.GetPermissions()) == 0:
+				return nil, fmt.Errorf("%s.permissions: empty", ppath)
+			case len(p.GetPrincipals()) == 0:
+				return nil, fmt.Errorf("%s.principals: empty", ppath)
+			}
+		}
+	}
 	var err error
 	if r := rules; r != nil {
 		if out.Rules, err = authz.Compile(r); err != nil {
@@ -227,18 +247,33 @@ func parseFault(path string, m *faultv3.HTTPFault) (*runtime.Fault, error) {
 		if d.GetHeaderDelay() != nil {
 			return nil, fmt.Errorf("%s.delay.header_delay: unsupported", path)
 		}
+		if d.GetFixedDelay() == nil {
+			return nil, fmt.Errorf("%s.delay.fixed_delay: required", path)
+		}
+		if err := positiveDuration(path+".delay.fixed_delay", d.GetFixedDelay()); err != nil {
+			return nil, err
+		}
+		if err := optFraction(path+".delay.percentage", d.GetPercentage()); err != nil {
+			return nil, err
+		}
 		out.Delay = d.GetFixedDelay().AsDuration()
 		out.DelayPercent = percent(d.GetPercentage())
 	}
 	if a := m.GetAbort(); a != nil {
 		switch e := a.GetErrorType().(type) {
 		case *faultv3.FaultAbort_HttpStatus:
+			if e.HttpStatus < 200 || e.HttpStatus >= 600 {
+				return nil, fmt.Errorf("%s.abort.http_status: %d out of [200, 600)", path, e.HttpStatus)
+			}
 			out.AbortStatus = int(e.HttpStatus)
 		case *faultv3.FaultAbort_GrpcStatus:
 			g := e.GrpcStatus
 			out.AbortGRPC = &g
 		default:
 			return nil, fmt.Errorf("%s.abort: unsupported error type %T", path, e)
+		}
+		if err := optFraction(path+".abort.percentage", a.GetPercentage()); err != nil {
+			return nil, err
 		}
 		out.AbortPercent = percent(a.GetPercentage())
 	}
@@ -250,6 +285,14 @@ func parseFault(path string, m *faultv3.HTTPFault) (*runtime.Fault, error) {
 		out.Headers = append(out.Headers, hm)
 	}
 	return out, nil
+}
+
+// optFraction checks a FractionalPercent that may be unset.
+func optFraction(path string, f *typev3.FractionalPercent) error {
+	if f == nil {
+		return nil
+	}
+	return fraction(path, f)
 }
 
 // percent converts a FractionalPercent; nil is 100% as Envoy's fault filter
@@ -269,6 +312,9 @@ func percent(p *typev3.FractionalPercent) runtime.Percent {
 }
 
 func parseCORSPolicy(path string, m *corsv3.CorsPolicy) (*runtime.CORSPolicy, error) {
+	if err := runtimeFraction(path+".filter_enabled", m.GetFilterEnabled()); err != nil {
+		return nil, err
+	}
 	out := &runtime.CORSPolicy{
 		AllowMethods:        m.GetAllowMethods(),
 		AllowHeaders:        m.GetAllowHeaders(),
@@ -364,12 +410,25 @@ func parseJWTProvider(path string, p *jwtv3.JwtProvider) (*runtime.JWTProvider, 
 		PayloadInMetadata:       p.GetPayloadInMetadata(),
 		ClockSkew:               time.Duration(p.GetClockSkewSeconds()) * time.Second,
 	}
-	for _, h := range p.GetFromHeaders() {
+	if err := headerValue(path+".forward_payload_header", p.GetForwardPayloadHeader()); err != nil {
+		return nil, err
+	}
+	for i, h := range p.GetFromHeaders() {
+		hpath := fmt.Sprintf("%s.from_headers[%d]", path, i)
+		if err := headerName(hpath+".name", h.GetName()); err != nil {
+			return nil, err
+		}
+		if err := headerValue(hpath+".value_prefix", h.GetValuePrefix()); err != nil {
+			return nil, err
+		}
 		out.FromHeaders = append(out.FromHeaders, runtime.JWTHeader{Name: h.GetName(), ValuePrefix: h.GetValuePrefix()})
 	}
 	for i, c := range p.GetClaimToHeaders() {
 		if len(c.GetClaimPath()) > 0 {
 			return nil, fmt.Errorf("%s.claim_to_headers[%d].claim_path: unsupported, use claim_name", path, i)
+		}
+		if err := headerName(fmt.Sprintf("%s.claim_to_headers[%d].header_name", path, i), c.GetHeaderName()); err != nil {
+			return nil, err
 		}
 		out.ClaimToHeaders = append(out.ClaimToHeaders, runtime.JWTClaimHeader{Header: c.GetHeaderName(), Claim: c.GetClaimName()})
 	}
@@ -391,8 +450,15 @@ func parseJWTProvider(path string, p *jwtv3.JwtProvider) (*runtime.JWTProvider, 
 		out.LocalJWKS = b
 	case p.GetRemoteJwks() != nil:
 		r := p.GetRemoteJwks()
-		if r.GetHttpUri().GetUri() == "" {
+		switch {
+		case r.GetHttpUri().GetUri() == "":
 			return nil, fmt.Errorf("%s.remote_jwks.http_uri.uri: empty", path)
+		case r.GetHttpUri().GetTimeout() == nil:
+			return nil, fmt.Errorf("%s.remote_jwks.http_uri.timeout: required", path)
+		case r.GetHttpUri().GetTimeout().AsDuration() < 0:
+			return nil, fmt.Errorf("%s.remote_jwks.http_uri.timeout: negative", path)
+		case r.GetCacheDuration() != nil && r.GetCacheDuration().AsDuration() < time.Millisecond:
+			return nil, fmt.Errorf("%s.remote_jwks.cache_duration: %v is below 1ms", path, r.GetCacheDuration().AsDuration())
 		}
 		out.Remote = &runtime.JWTRemote{
 			URI:           r.GetHttpUri().GetUri(),
@@ -417,6 +483,9 @@ func parseJWTRequirement(path string, r *jwtv3.JwtRequirement, providers map[str
 		return nil
 	}
 	list := func(kind runtime.JWTRequirementKind, sub string, rs []*jwtv3.JwtRequirement) (*runtime.JWTRequirement, error) {
+		if len(rs) < 2 {
+			return nil, fmt.Errorf("%s.%s.requirements: %d, want at least 2", path, sub, len(rs))
+		}
 		out := &runtime.JWTRequirement{Kind: kind}
 		for i, c := range rs {
 			cr, err := parseJWTRequirement(fmt.Sprintf("%s.%s.requirements[%d]", path, sub, i), c, providers)
@@ -458,6 +527,12 @@ func parseExtAuthz(path string, m *extauthzv3.ExtAuthz) (*runtime.ExtAuthz, erro
 	case m.GetShadowMode():
 		return nil, fmt.Errorf("%s.shadow_mode: unsupported", path)
 	}
+	if err := runtimeFraction(path+".filter_enabled", m.GetFilterEnabled()); err != nil {
+		return nil, err
+	}
+	if s := m.GetStatusOnError(); s != nil && (s.GetCode() == typev3.StatusCode_Empty || typev3.StatusCode_name[int32(s.GetCode())] == "") {
+		return nil, fmt.Errorf("%s.status_on_error.code: unsupported %v", path, m.GetStatusOnError().GetCode())
+	}
 	out := &runtime.ExtAuthz{
 		FailureModeAllow:       m.GetFailureModeAllow(),
 		StatusOnError:          int(m.GetStatusOnError().GetCode()),
@@ -481,6 +556,12 @@ func parseExtAuthz(path string, m *extauthzv3.ExtAuthz) (*runtime.ExtAuthz, erro
 		if eg == nil {
 			return nil, fmt.Errorf("%s.grpc_service: want envoy_grpc", path)
 		}
+		if err := nonEmpty(path+".grpc_service.envoy_grpc.cluster_name", eg.GetClusterName()); err != nil {
+			return nil, err
+		}
+		if err := headerValue(path+".grpc_service.envoy_grpc.authority", eg.GetAuthority()); err != nil {
+			return nil, err
+		}
 		out.GRPC = &runtime.ExtAuthzGRPC{Cluster: eg.GetClusterName(), Authority: eg.GetAuthority(), Timeout: g.GetTimeout().AsDuration()}
 	case *extauthzv3.ExtAuthz_HttpService:
 		hs := s.HttpService
@@ -493,8 +574,15 @@ func parseExtAuthz(path string, m *extauthzv3.ExtAuthz) (*runtime.ExtAuthz, erro
 		if hs.GetPathOverride() != "" {
 			return nil, fmt.Errorf("%s.http_service.path_override: unsupported", path)
 		}
-		if h.URI == "" {
+		switch {
+		case h.URI == "":
 			return nil, fmt.Errorf("%s.http_service.server_uri.uri: empty", path)
+		case h.Cluster == "":
+			return nil, fmt.Errorf("%s.http_service.server_uri.cluster: empty", path)
+		case hs.GetServerUri().GetTimeout() == nil:
+			return nil, fmt.Errorf("%s.http_service.server_uri.timeout: required", path)
+		case h.Timeout < 0:
+			return nil, fmt.Errorf("%s.http_service.server_uri.timeout: negative", path)
 		}
 		req := hs.GetAuthorizationRequest()
 		if req.GetAllowedHeaders() != nil {
@@ -502,7 +590,10 @@ func parseExtAuthz(path string, m *extauthzv3.ExtAuthz) (*runtime.ExtAuthz, erro
 				return nil, err
 			}
 		}
-		for _, hv := range req.GetHeadersToAdd() {
+		for i, hv := range req.GetHeadersToAdd() {
+			if err := checkHeader(fmt.Sprintf("%s.http_service.authorization_request.headers_to_add[%d]", path, i), hv); err != nil {
+				return nil, err
+			}
 			h.HeadersToAdd = append(h.HeadersToAdd, runtime.Header{Name: hv.GetKey(), Value: hv.GetValue()})
 		}
 		resp := hs.GetAuthorizationResponse()
@@ -520,6 +611,9 @@ func parseExtAuthz(path string, m *extauthzv3.ExtAuthz) (*runtime.ExtAuthz, erro
 }
 
 func parseListString(path string, l *matcherv3.ListStringMatcher) ([]runtime.StringMatch, error) {
+	if l != nil && len(l.GetPatterns()) == 0 {
+		return nil, fmt.Errorf("%s.patterns: empty", path)
+	}
 	var out []runtime.StringMatch
 	for i, p := range l.GetPatterns() {
 		sm, err := parseStringMatch(fmt.Sprintf("%s.patterns[%d]", path, i), p)
@@ -584,7 +678,10 @@ func parseFilterOverride(path string, a *anypb.Any, optional bool) (*runtime.Fil
 		}
 	case jwtPerRouteType:
 		var m jwtv3.PerRouteConfig
-		if err = unmarshalTyped(a, jwtPerRouteType, &m); err == nil {
+		if err = unmarshalTyped(a, jwtPerRouteType, &m); err == nil && !m.GetDisabled() && m.GetRequirementName() == "" {
+			err = fmt.Errorf("%s: want disabled: true or a requirement_name", path)
+		}
+		if err == nil {
 			o.Disabled = m.GetDisabled()
 			o.JWTRequirement = m.GetRequirementName()
 		}
@@ -604,7 +701,10 @@ func parseFilterOverride(path string, a *anypb.Any, optional bool) (*runtime.Fil
 		}
 	case extAuthzPerRouteTy:
 		var m extauthzv3.ExtAuthzPerRoute
-		if err = unmarshalTyped(a, extAuthzPerRouteTy, &m); err == nil {
+		if err = unmarshalTyped(a, extAuthzPerRouteTy, &m); err == nil && !m.GetDisabled() && m.GetCheckSettings() == nil {
+			err = fmt.Errorf("%s: want disabled: true or check_settings", path)
+		}
+		if err == nil {
 			o.Disabled = m.GetDisabled()
 			if cs := m.GetCheckSettings(); cs != nil {
 				if cs.GetServiceOverride() != nil {

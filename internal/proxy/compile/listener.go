@@ -248,6 +248,9 @@ func parseHCM(path string, hcm *hcmv3.HttpConnectionManager, routeKey string, ou
 	if hcm.GetCodecType() != hcmv3.HttpConnectionManager_AUTO {
 		return nil, fmt.Errorf("%s.codec_type: unsupported %v, want AUTO", path, hcm.GetCodecType())
 	}
+	if err := nonEmpty(path+".stat_prefix", hcm.GetStatPrefix()); err != nil {
+		return nil, err
+	}
 	h := &runtime.HTTPListener{
 		StatPrefix:  hcm.GetStatPrefix(),
 		AbsoluteURL: hcm.GetHttpProtocolOptions().GetAllowAbsoluteUrl().GetValue(),
@@ -343,18 +346,26 @@ func parseTCPProxy(path string, tp *tcpv3.TcpProxy) (*runtime.TCPListener, error
 	if tp.GetOnDemand() != nil {
 		return nil, fmt.Errorf("%s.on_demand: unsupported", path)
 	}
+	if err := nonEmpty(path+".stat_prefix", tp.GetStatPrefix()); err != nil {
+		return nil, err
+	}
 	t := &runtime.TCPListener{StatPrefix: tp.GetStatPrefix()}
 	switch {
 	case tp.GetCluster() != "":
 		t.Clusters = []runtime.WeightedCluster{{Name: tp.GetCluster(), Weight: 1}}
 	case tp.GetWeightedClusters() != nil:
-		var total uint64
-		for _, c := range tp.GetWeightedClusters().GetClusters() {
-			t.Clusters = append(t.Clusters, runtime.WeightedCluster{Name: c.GetName(), Weight: c.GetWeight()})
-			total += uint64(c.GetWeight())
+		if len(tp.GetWeightedClusters().GetClusters()) == 0 {
+			return nil, fmt.Errorf("%s.weighted_clusters.clusters: empty", path)
 		}
-		if total == 0 {
-			return nil, fmt.Errorf("%s.weighted_clusters: weights sum to 0", path)
+		for i, c := range tp.GetWeightedClusters().GetClusters() {
+			cpath := fmt.Sprintf("%s.weighted_clusters.clusters[%d]", path, i)
+			if err := nonEmpty(cpath+".name", c.GetName()); err != nil {
+				return nil, err
+			}
+			if c.GetWeight() == 0 {
+				return nil, fmt.Errorf("%s.weight: 0, want at least 1", cpath)
+			}
+			t.Clusters = append(t.Clusters, runtime.WeightedCluster{Name: c.GetName(), Weight: c.GetWeight()})
 		}
 	default:
 		return nil, fmt.Errorf("%s: no cluster or weighted_clusters", path)

@@ -157,21 +157,18 @@ func parseDownstreamTLS(path string, dt *tlsv3.DownstreamTlsContext) (*runtime.D
 		}
 		out.CertSecrets = append(out.CertSecrets, "file-cert:"+cert+"~"+key)
 	}
-	for _, s := range ctx.GetTlsCertificateSdsSecretConfigs() {
+	for i, s := range ctx.GetTlsCertificateSdsSecretConfigs() {
+		if err := nonEmpty(fmt.Sprintf("%s.tls_certificate_sds_secret_configs[%d].name", cpath, i), s.GetName()); err != nil {
+			return nil, err
+		}
 		out.CertSecrets = append(out.CertSecrets, s.GetName())
 	}
 	if len(out.CertSecrets) == 0 {
 		return nil, fmt.Errorf("%s: no tls_certificates or tls_certificate_sds_secret_configs", cpath)
 	}
-	var vc *tlsv3.CertificateValidationContext
-	switch v := ctx.GetValidationContextType().(type) {
-	case *tlsv3.CommonTlsContext_ValidationContext:
-		vc = v.ValidationContext
-	case *tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig:
-		out.RootSecret = v.ValidationContextSdsSecretConfig.GetName()
-	case *tlsv3.CommonTlsContext_CombinedValidationContext:
-		vc = v.CombinedValidationContext.GetDefaultValidationContext()
-		out.RootSecret = v.CombinedValidationContext.GetValidationContextSdsSecretConfig().GetName()
+	vc, err := validationContext(cpath, ctx, out)
+	if err != nil {
+		return nil, err
 	}
 	if vc != nil {
 		if err := parseValidationContext(cpath+".validation_context", vc, out); err != nil {
@@ -183,6 +180,33 @@ func parseDownstreamTLS(path string, dt *tlsv3.DownstreamTlsContext) (*runtime.D
 	}
 	out.ALPN = slices.Clone(ctx.GetAlpnProtocols())
 	return out, nil
+}
+
+// validationContext returns ctx's inline validation context, if any, and
+// sets out.RootSecret from its SDS secret config. A combined context needs
+// both parts; an SDS secret needs a name.
+func validationContext(cpath string, ctx *tlsv3.CommonTlsContext, out *runtime.DownstreamTLS) (*tlsv3.CertificateValidationContext, error) {
+	sds := func(path string, c *tlsv3.SdsSecretConfig) error {
+		if c == nil {
+			return fmt.Errorf("%s: required", path)
+		}
+		out.RootSecret = c.GetName()
+		return nonEmpty(path+".name", c.GetName())
+	}
+	switch v := ctx.GetValidationContextType().(type) {
+	case *tlsv3.CommonTlsContext_ValidationContext:
+		return v.ValidationContext, nil
+	case *tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig:
+		return nil, sds(cpath+".validation_context_sds_secret_config", v.ValidationContextSdsSecretConfig)
+	case *tlsv3.CommonTlsContext_CombinedValidationContext:
+		cv := v.CombinedValidationContext
+		path := cpath + ".combined_validation_context"
+		if cv.GetDefaultValidationContext() == nil {
+			return nil, fmt.Errorf("%s.default_validation_context: required", path)
+		}
+		return cv.GetDefaultValidationContext(), sds(path+".validation_context_sds_secret_config", cv.GetValidationContextSdsSecretConfig())
+	}
+	return nil, nil
 }
 
 func parseValidationContext(path string, vc *tlsv3.CertificateValidationContext, out *runtime.DownstreamTLS) error {
@@ -217,6 +241,9 @@ func parseValidationContext(path string, vc *tlsv3.CertificateValidationContext,
 		}
 	}
 	for i, m := range vc.GetMatchTypedSubjectAltNames() {
+		if m.GetMatcher() == nil {
+			return fmt.Errorf("%s.match_typed_subject_alt_names[%d].matcher: required", path, i)
+		}
 		sm, err := parseStringMatch(fmt.Sprintf("%s.match_typed_subject_alt_names[%d].matcher", path, i), m.GetMatcher())
 		if err != nil {
 			return err

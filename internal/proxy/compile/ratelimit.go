@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	localrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
@@ -15,6 +16,9 @@ const localRateLimitType = "type.googleapis.com/envoy.extensions.filters.http.lo
 // minFillInterval is Envoy's lower bound on a local rate limit bucket's
 // fill_interval ("must be >= 50ms to avoid too aggressive refills").
 const minFillInterval = 50 * time.Millisecond
+
+// maxRateLimitHeaders bounds each of the filter's header lists (Envoy: 10).
+const maxRateLimitHeaders = 10
 
 // parseLocalRateLimit converts an envoy.filters.http.local_ratelimit
 // config. perRoute configs must carry a token_bucket, as in Envoy.
@@ -53,6 +57,17 @@ func parseLocalRateLimit(path string, m *localrlv3.LocalRateLimit, perRoute bool
 		out.Bucket = b
 	} else if perRoute {
 		return nil, fmt.Errorf("%s.token_bucket: required in a per-route config", path)
+	}
+	for name, rf := range map[string]*corev3.RuntimeFractionalPercent{"filter_enabled": m.GetFilterEnabled(), "filter_enforced": m.GetFilterEnforced()} {
+		if err := runtimeFraction(path+"."+name, rf); err != nil {
+			return nil, err
+		}
+	}
+	for name, n := range map[string]int{"response_headers_to_add": len(m.GetResponseHeadersToAdd()),
+		"request_headers_to_add_when_not_enforced": len(m.GetRequestHeadersToAddWhenNotEnforced())} {
+		if n > maxRateLimitHeaders {
+			return nil, fmt.Errorf("%s.%s: %d headers exceeds %d", path, name, n, maxRateLimitHeaders)
+		}
 	}
 	if e := m.GetFilterEnabled(); e != nil {
 		out.Enabled = percent(e.GetDefaultValue())

@@ -15,6 +15,9 @@ import (
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 )
 
+// maxQueryName is Envoy's bound on a query_parameters matcher's name.
+const maxQueryName = 1024
+
 // ParseRouteConfiguration checks rc against the subset in docs/xds.md and
 // converts it. Safe-regex compile errors are errors.
 func ParseRouteConfiguration(rc *routev3.RouteConfiguration) (*runtime.RouteTable, error) {
@@ -74,16 +77,31 @@ func parseVirtualHost(path string, vh *routev3.VirtualHost) (*runtime.VirtualHos
 	case len(vh.GetRequestMirrorPolicies()) > 0:
 		return nil, fmt.Errorf("%s.request_mirror_policies: unsupported", path)
 	}
+	switch {
+	case vh.GetName() == "":
+		return nil, fmt.Errorf("%s.name: empty", path)
+	case len(vh.GetDomains()) == 0:
+		return nil, fmt.Errorf("%s.domains: empty", path)
+	}
 	v := &runtime.VirtualHost{Name: vh.GetName(), Domains: append([]string(nil), vh.GetDomains()...)}
-	// EXTERNAL_ONLY differs only for internal requests, which Trellis
-	// does not tell apart: both redirect plain text.
-	v.RequireTLS = vh.GetRequireTls() != routev3.VirtualHost_NONE
+	switch vh.GetRequireTls() {
+	case routev3.VirtualHost_NONE:
+	case routev3.VirtualHost_EXTERNAL_ONLY, routev3.VirtualHost_ALL:
+		// EXTERNAL_ONLY differs only for internal requests, which Trellis
+		// does not tell apart: both redirect plain text.
+		v.RequireTLS = true
+	default:
+		return nil, fmt.Errorf("%s.require_tls: unsupported %v", path, vh.GetRequireTls())
+	}
 	pf, err := parsePerFilterConfig(path, vh.GetTypedPerFilterConfig())
 	if err != nil {
 		return nil, err
 	}
 	v.PerFilter = pf
 	for j, d := range v.Domains {
+		if err := headerValue(fmt.Sprintf("%s.domains[%d]", path, j), d); err != nil {
+			return nil, err
+		}
 		if err := checkDomain(d); err != nil {
 			return nil, fmt.Errorf("%s.domains[%d]: %w", path, j, err)
 		}
@@ -188,6 +206,12 @@ func parseRouteMatch(path string, m *routev3.RouteMatch) (runtime.RouteMatch, er
 	}
 	for i, q := range m.GetQueryParameters() {
 		qpath := fmt.Sprintf("%s.query_parameters[%d]", path, i)
+		switch {
+		case q.GetName() == "":
+			return out, fmt.Errorf("%s.name: empty", qpath)
+		case len(q.GetName()) > maxQueryName:
+			return out, fmt.Errorf("%s.name: %d bytes exceeds %d", qpath, len(q.GetName()), maxQueryName)
+		}
 		qm := runtime.QueryMatch{Name: q.GetName(), Match: runtime.StringMatch{Kind: runtime.MatchPresent}}
 		if sm := q.GetStringMatch(); sm != nil {
 			s, err := parseStringMatch(qpath+".string_match", sm)
@@ -203,6 +227,9 @@ func parseRouteMatch(path string, m *routev3.RouteMatch) (runtime.RouteMatch, er
 
 func parseHeaderMatcher(path string, h *routev3.HeaderMatcher) (runtime.HeaderMatch, error) {
 	out := runtime.HeaderMatch{Name: strings.ToLower(h.GetName()), Invert: h.GetInvertMatch()}
+	if err := headerName(path+".name", h.GetName()); err != nil {
+		return out, err
+	}
 	if h.GetTreatMissingHeaderAsEmpty() {
 		return out, fmt.Errorf("%s.treat_missing_header_as_empty: unsupported", path)
 	}
@@ -224,8 +251,14 @@ func parseHeaderMatcher(path string, h *routev3.HeaderMatcher) (runtime.HeaderMa
 	case *routev3.HeaderMatcher_ExactMatch:
 		out.Match = runtime.StringMatch{Kind: runtime.MatchExact, Value: s.ExactMatch}
 	case *routev3.HeaderMatcher_PrefixMatch:
+		if s.PrefixMatch == "" {
+			return out, fmt.Errorf("%s.prefix_match: empty", path)
+		}
 		out.Match = runtime.StringMatch{Kind: runtime.MatchPrefix, Value: s.PrefixMatch}
 	case *routev3.HeaderMatcher_SuffixMatch:
+		if s.SuffixMatch == "" {
+			return out, fmt.Errorf("%s.suffix_match: empty", path)
+		}
 		out.Match = runtime.StringMatch{Kind: runtime.MatchSuffix, Value: s.SuffixMatch}
 	case *routev3.HeaderMatcher_SafeRegexMatch:
 		re, err := compileRegex(path+".safe_regex_match", s.SafeRegexMatch)
@@ -245,8 +278,14 @@ func parseStringMatch(path string, m *matcherv3.StringMatcher) (runtime.StringMa
 	case *matcherv3.StringMatcher_Exact:
 		out.Kind, out.Value = runtime.MatchExact, p.Exact
 	case *matcherv3.StringMatcher_Prefix:
+		if p.Prefix == "" {
+			return out, fmt.Errorf("%s.prefix: empty", path)
+		}
 		out.Kind, out.Value = runtime.MatchPrefix, p.Prefix
 	case *matcherv3.StringMatcher_Suffix:
+		if p.Suffix == "" {
+			return out, fmt.Errorf("%s.suffix: empty", path)
+		}
 		out.Kind, out.Value = runtime.MatchSuffix, p.Suffix
 	case *matcherv3.StringMatcher_SafeRegex:
 		re, err := compileRegex(path+".safe_regex", p.SafeRegex)
@@ -263,6 +302,9 @@ func parseStringMatch(path string, m *matcherv3.StringMatcher) (runtime.StringMa
 
 // compileRegex compiles an RE2 safe_regex for a full match, as Envoy does.
 func compileRegex(path string, m *matcherv3.RegexMatcher) (*regexp.Regexp, error) {
+	if m.GetRegex() == "" {
+		return nil, fmt.Errorf("%s.regex: empty", path)
+	}
 	re, err := regexp.Compile(`^(?:` + m.GetRegex() + `)$`)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -289,6 +331,12 @@ func parseRouteAction(path string, a *routev3.RouteAction) (*runtime.ForwardActi
 	case len(a.GetUpgradeConfigs()) > 0:
 		return nil, fmt.Errorf("%s.upgrade_configs: unsupported", path)
 	}
+	if err := headerValue(path+".prefix_rewrite", a.GetPrefixRewrite()); err != nil {
+		return nil, err
+	}
+	if err := headerValue(path+".host_rewrite_literal", a.GetHostRewriteLiteral()); err != nil {
+		return nil, err
+	}
 	f := &runtime.ForwardAction{
 		Timeout:       durationOf(a.GetTimeout()),
 		PrefixRewrite: a.GetPrefixRewrite(),
@@ -302,6 +350,9 @@ func parseRouteAction(path string, a *routev3.RouteAction) (*runtime.ForwardActi
 	}
 	switch c := a.GetClusterSpecifier().(type) {
 	case *routev3.RouteAction_Cluster:
+		if c.Cluster == "" {
+			return nil, fmt.Errorf("%s.cluster: empty", path)
+		}
 		f.Clusters = []runtime.WeightedCluster{{Name: c.Cluster, Weight: 1}}
 	case *routev3.RouteAction_WeightedClusters:
 		wc, err := parseWeightedClusters(path+".weighted_clusters", c.WeightedClusters)
@@ -370,6 +421,9 @@ func parseWeightedClusters(path string, wc *routev3.WeightedCluster) ([]runtime.
 		case c.GetHostRewriteSpecifier() != nil:
 			return nil, fmt.Errorf("%s.host_rewrite_literal: unsupported on a weighted cluster", cpath)
 		}
+		if c.GetName() == "" {
+			return nil, fmt.Errorf("%s.name: empty", cpath)
+		}
 		w := runtime.WeightedCluster{Name: c.GetName(), Weight: c.GetWeight().GetValue()}
 		var err error
 		if w.RequestHeaders, err = parseMutation(cpath+".request_headers_to_add", c.GetRequestHeadersToAdd(), c.GetRequestHeadersToRemove()); err != nil {
@@ -392,7 +446,13 @@ func parseWeightedClusters(path string, wc *routev3.WeightedCluster) ([]runtime.
 // The deprecated append field wins when present, as in Envoy.
 func parseMutation(path string, add []*corev3.HeaderValueOption, remove []string) (runtime.HeaderMutation, error) {
 	var m runtime.HeaderMutation
+	if len(add) > maxHeadersToAdd {
+		return m, fmt.Errorf("%s: %d headers exceeds %d", path, len(add), maxHeadersToAdd)
+	}
 	for i, o := range add {
+		if err := checkHeader(fmt.Sprintf("%s[%d].header", path, i), o.GetHeader()); err != nil {
+			return m, err
+		}
 		h := runtime.Header{Name: o.GetHeader().GetKey(), Value: o.GetHeader().GetValue()}
 		if h.Value == "" && len(o.GetHeader().GetRawValue()) > 0 {
 			h.Value = string(o.GetHeader().GetRawValue())
@@ -412,12 +472,23 @@ func parseMutation(path string, add []*corev3.HeaderValueOption, remove []string
 			m.Set = append(m.Set, h)
 		}
 	}
+	for i, name := range remove {
+		if err := headerName(fmt.Sprintf("%s[%d]", strings.TrimSuffix(path, "_add")+"_remove", i), name); err != nil {
+			return m, err
+		}
+	}
 	m.Remove = append([]string(nil), remove...)
 	return m, nil
 }
 
 func parseRedirect(path string, r *routev3.RedirectAction) (*runtime.RedirectAction, error) {
 	out := &runtime.RedirectAction{Host: r.GetHostRedirect(), Port: r.GetPortRedirect()}
+	if err := headerValue(path+".host_redirect", r.GetHostRedirect()); err != nil {
+		return nil, err
+	}
+	if err := headerValue(path+".path_redirect", r.GetPathRedirect()); err != nil {
+		return nil, err
+	}
 	switch {
 	case r.GetStripQuery():
 		return nil, fmt.Errorf("%s.strip_query: unsupported", path)
@@ -453,6 +524,9 @@ func parseDirect(path string, d *routev3.DirectResponseAction) (*runtime.DirectR
 	if d.GetBodyFormat() != nil {
 		return nil, fmt.Errorf("%s.body_format: unsupported", path)
 	}
+	if d.GetStatus() < 200 || d.GetStatus() >= 600 {
+		return nil, fmt.Errorf("%s.status: %d out of [200, 600)", path, d.GetStatus())
+	}
 	out := &runtime.DirectResponse{Status: int(d.GetStatus())}
 	switch b := d.GetBody().GetSpecifier().(type) {
 	case nil:
@@ -476,6 +550,9 @@ func parseRegexRewrite(path string, m *matcherv3.RegexMatchAndSubstitute) (*runt
 	re, err := regexp.Compile(m.GetPattern().GetRegex())
 	if err != nil {
 		return nil, fmt.Errorf("%s.pattern: %w", path, err)
+	}
+	if err := headerValue(path+".substitution", m.GetSubstitution()); err != nil {
+		return nil, err
 	}
 	tmpl, err := substitutionTemplate(m.GetSubstitution(), re.NumSubexp())
 	if err != nil {

@@ -28,10 +28,16 @@ func parseHashPolicies(path string, hps []*routev3.RouteAction_HashPolicy) ([]ru
 			if s.Header.GetRegexRewrite() != nil {
 				return nil, fmt.Errorf("%s.header.regex_rewrite: unsupported", p)
 			}
+			if err := headerName(p+".header.header_name", s.Header.GetHeaderName()); err != nil {
+				return nil, err
+			}
 			h.Kind, h.Name = runtime.HashHeader, strings.ToLower(s.Header.GetHeaderName())
 		case *routev3.RouteAction_HashPolicy_Cookie_:
 			if len(s.Cookie.GetAttributes()) > 0 {
 				return nil, fmt.Errorf("%s.cookie.attributes: unsupported", p)
+			}
+			if s.Cookie.GetName() == "" {
+				return nil, fmt.Errorf("%s.cookie.name: empty", p)
 			}
 			h.Kind, h.Name = runtime.HashCookie, s.Cookie.GetName()
 			if ttl := s.Cookie.GetTtl(); ttl != nil {
@@ -44,6 +50,9 @@ func parseHashPolicies(path string, hps []*routev3.RouteAction_HashPolicy) ([]ru
 			}
 			h.Kind = runtime.HashSourceIP
 		case *routev3.RouteAction_HashPolicy_QueryParameter_:
+			if s.QueryParameter.GetName() == "" {
+				return nil, fmt.Errorf("%s.query_parameter.name: empty", p)
+			}
 			h.Kind, h.Name = runtime.HashQuery, s.QueryParameter.GetName()
 		default:
 			return nil, fmt.Errorf("%s: unsupported hash policy %T", p, s)
@@ -65,6 +74,9 @@ func parseMirrors(path string, ms []*routev3.RouteAction_RequestMirrorPolicy) ([
 			return nil, fmt.Errorf("%s.cluster: empty", p)
 		}
 		mp := runtime.MirrorPolicy{Cluster: m.GetCluster(), PerMillion: 1_000_000, KeepHost: m.GetDisableShadowHostSuffixAppend()}
+		if err := runtimeFraction(p+".runtime_fraction", m.GetRuntimeFraction()); err != nil {
+			return nil, err
+		}
 		if rf := m.GetRuntimeFraction(); rf != nil {
 			mp.PerMillion = perMillion(rf.GetDefaultValue())
 		}
@@ -100,6 +112,15 @@ func parseRetryExtras(path string, rp *routev3.RetryPolicy, out *runtime.RetryPo
 		return fmt.Errorf("%s.per_try_idle_timeout: unsupported", path)
 	}
 	if b := rp.GetRetryBackOff(); b != nil {
+		if b.GetBaseInterval() == nil {
+			return fmt.Errorf("%s.retry_back_off.base_interval: required", path)
+		}
+		if err := positiveDuration(path+".retry_back_off.base_interval", b.GetBaseInterval()); err != nil {
+			return err
+		}
+		if err := positiveDuration(path+".retry_back_off.max_interval", b.GetMaxInterval()); err != nil {
+			return err
+		}
 		out.BackOff = runtime.RetryBackOff{Base: durationOf(b.GetBaseInterval()), Max: durationOf(b.GetMaxInterval())}
 	}
 	for i, hp := range rp.GetRetryHostPredicate() {
