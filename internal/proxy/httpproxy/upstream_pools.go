@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/trellis-mesh/trellis/internal/proxy/http1"
@@ -74,15 +75,24 @@ type upstreamExt struct {
 	// upstream.h1 is an *http1.Client, which does not do them.
 	upgrade http.RoundTripper
 	// tls holds the transports per TLS setting of the cluster (its
-	// transport_socket and each transport_socket_matches entry).
-	tls map[*runtime.UpstreamTLS]*tlsTransports
+	// transport_socket and each transport_socket_matches entry), resolved
+	// on first use: most clusters of a sidecar never see a request, and a
+	// TLS transport set (dialers, tls.Configs, key) cost ~4.4 KB per
+	// cluster when built eagerly (issue 5).
+	tls   []tlsTransports
+	pools *Pools
+	ct    time.Duration
+	base  transportOpts
 }
 
-// tlsTransports are a cluster's transports for one upstream TLS setting.
+// tlsTransports are a cluster's transports for one upstream TLS setting,
+// each looked up in Pools (shared by settings) on first use. Concurrent
+// first uses get the same shared transport.
 type tlsTransports struct {
-	h1      *http1.Client
-	upgrade *http.Transport // HTTP/1.1 upgrades
-	h2      *http.Transport
+	t       *runtime.UpstreamTLS
+	h1      atomic.Pointer[http1.Client]
+	upgrade atomic.Pointer[http.Transport] // HTTP/1.1 upgrades
+	h2      atomic.Pointer[http.Transport]
 }
 
 // attach resolves upstream state and transports for the clusters of one
@@ -91,6 +101,7 @@ type tlsTransports struct {
 func (p *Pools) attach(clusters map[string]*upstream, rcs map[string]*runtime.Cluster) {
 	states := p.ext.set.Update(rcs)
 	used := make(map[*http1.Client]bool)
+	usedTLS := make(map[poolKey]bool) // HTTP/1.1 TLS clients this config may create
 	for name, u := range clusters {
 		rc := rcs[name]
 		st := states[name]
@@ -112,22 +123,29 @@ func (p *Pools) attach(clusters map[string]*upstream, rcs map[string]*runtime.Cl
 		h1 := p.clientWith(ct, base, nil)
 		used[h1] = true
 		u.h1 = h1
+		u.ext.pools, u.ext.ct, u.ext.base = p, ct, base
+		n := 0
+		if rc.TLS != nil {
+			n++
+		}
+		for i := range rc.TLSMatches {
+			if rc.TLSMatches[i].TLS != nil {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		u.ext.tls = make([]tlsTransports, 0, n)
 		add := func(t *runtime.UpstreamTLS) {
 			if t == nil {
 				return
 			}
-			if u.ext.tls == nil {
-				u.ext.tls = map[*runtime.UpstreamTLS]*tlsTransports{}
-			}
+			u.ext.tls = append(u.ext.tls, tlsTransports{t: t})
+			// Keep the TLS clients this config may use.
 			o := base
 			o.tlsKey = ups.Key(t)
-			tt := &tlsTransports{
-				h1:      p.clientWith(ct, o, t),
-				upgrade: p.transportWith(false, ct, o, t),
-				h2:      p.transportWith(true, ct, o, t),
-			}
-			used[tt.h1] = true
-			u.ext.tls[t] = tt
+			usedTLS[poolKey{connectTimeout: ct, opts: o}] = true
 		}
 		add(rc.TLS)
 		for i := range rc.TLSMatches {
@@ -137,7 +155,7 @@ func (p *Pools) attach(clusters map[string]*upstream, rcs map[string]*runtime.Cl
 	p.mu.Lock()
 	var unused []*http1.Client
 	for k, c := range p.ext.h1 {
-		if !used[c] {
+		if !used[c] && !usedTLS[k] {
 			unused = append(unused, c)
 			delete(p.ext.h1, k)
 		}
@@ -265,16 +283,57 @@ func (u *upstream) transportForEndpoint(ep *runtime.Endpoint, downH2, upgrade bo
 	if t == nil {
 		return plain
 	}
-	tt := u.ext.tls[t]
+	tt := u.ext.tlsFor(t)
 	switch {
 	case tt == nil:
 		return plain
 	case isH2:
-		return tt.h2
+		return tt.transport(&u.ext, true)
 	case upgrade:
-		return tt.upgrade
+		return tt.transport(&u.ext, false)
 	}
-	return tt.h1
+	return tt.h1Client(&u.ext)
+}
+
+// tlsFor returns the transports of TLS setting t, one of the cluster's.
+func (e *upstreamExt) tlsFor(t *runtime.UpstreamTLS) *tlsTransports {
+	for i := range e.tls {
+		if e.tls[i].t == t {
+			return &e.tls[i]
+		}
+	}
+	return nil
+}
+
+// opts are the pool settings of tt's transports.
+func (tt *tlsTransports) opts(e *upstreamExt) transportOpts {
+	o := e.base
+	o.tlsKey = ups.Key(tt.t)
+	return o
+}
+
+func (tt *tlsTransports) h1Client(e *upstreamExt) *http1.Client {
+	if c := tt.h1.Load(); c != nil {
+		return c
+	}
+	c := e.pools.clientWith(e.ct, tt.opts(e), tt.t)
+	tt.h1.Store(c)
+	return c
+}
+
+// transport returns the net/http transport for HTTP/2 or, for upgrades,
+// HTTP/1.1.
+func (tt *tlsTransports) transport(e *upstreamExt, h2 bool) *http.Transport {
+	slot := &tt.upgrade
+	if h2 {
+		slot = &tt.h2
+	}
+	if t := slot.Load(); t != nil {
+		return t
+	}
+	t := e.pools.transportWith(h2, e.ct, tt.opts(e), tt.t)
+	slot.Store(t)
+	return t
 }
 
 // exclusive reports whether rt holds a connection per request (HTTP/1.1),
@@ -283,8 +342,8 @@ func (u *upstream) exclusive(rt http.RoundTripper) bool {
 	if rt == u.h2 {
 		return false
 	}
-	for _, tt := range u.ext.tls {
-		if rt == tt.h2 {
+	for i := range u.ext.tls {
+		if h2 := u.ext.tls[i].h2.Load(); h2 != nil && rt == h2 {
 			return false
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
@@ -34,17 +35,39 @@ func SocketFor(c *runtime.Cluster, ep *runtime.Endpoint) *runtime.UpstreamTLS {
 }
 
 // Key is a canonical string for t, equal for settings that can share
-// connections.
+// connections. It is built with strconv appends into one buffer (fmt cost
+// ~280 B and several allocations per cluster and config; issue 5).
 func Key(t *runtime.UpstreamTLS) string {
 	if t == nil {
 		return ""
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "sni=%q alpn=%q cert=%q root=%q v=%d-%d", t.SNI, t.ALPN, t.CertSecret, t.RootSecret, t.MinVersion, t.MaxVersion)
-	for _, s := range t.SubjectAltNames {
-		fmt.Fprintf(&b, " san=%d/%d/%q/%v", s.Type, s.Match.Kind, s.Match.Value, s.Match.IgnoreCase)
+	n := 48 + len(t.SNI) + len(t.CertSecret) + len(t.RootSecret)
+	for _, p := range t.ALPN {
+		n += len(p) + 3
 	}
-	return b.String()
+	for _, s := range t.SubjectAltNames {
+		n += len(s.Match.Value) + 24
+	}
+	b := make([]byte, 0, n)
+	b = strconv.AppendQuote(append(b, "sni="...), t.SNI)
+	b = append(b, " alpn=["...)
+	for i, p := range t.ALPN {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendQuote(b, p)
+	}
+	b = strconv.AppendQuote(append(b, "] cert="...), t.CertSecret)
+	b = strconv.AppendQuote(append(b, " root="...), t.RootSecret)
+	b = strconv.AppendUint(append(b, " v="...), uint64(t.MinVersion), 10)
+	b = strconv.AppendUint(append(b, '-'), uint64(t.MaxVersion), 10)
+	for _, s := range t.SubjectAltNames {
+		b = strconv.AppendInt(append(b, " san="...), int64(s.Type), 10)
+		b = strconv.AppendInt(append(b, '/'), int64(s.Match.Kind), 10)
+		b = strconv.AppendQuote(append(b, '/'), s.Match.Value)
+		b = strconv.AppendBool(append(b, '/'), s.Match.IgnoreCase)
+	}
+	return string(b)
 }
 
 // ClientTLS returns the client configuration for t. Key material is looked
