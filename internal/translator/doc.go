@@ -6,6 +6,11 @@
 // through a Cache (cache.go); its results equal Translate's.
 // TranslateClusters returns only the outbound clusters and endpoints of some
 // hosts, equal to TranslateCached's, for a change that moved only endpoints.
+// The Cache also shares sidecars' outbound route tables between proxies of
+// one view (type, namespace, Sidecar; labels only when a VirtualService
+// matches sourceLabels). VirtualServiceReach says what a VirtualService
+// edit can change for a proxy (reach.go); TranslateListeners returns only a
+// sidecar's listeners and route tables for the edits that reach no further.
 //
 //	*snapshot.Snapshot + Proxy (ParseNode reads it from the xDS node)
 //	  1 find the proxy's workload and the Sidecar that selects it      builder.go

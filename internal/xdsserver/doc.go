@@ -15,8 +15,14 @@
 //	                                      │ 2c only endpoints of hosts it was sent changed?
 //	                                      │   patch: TranslateClusters(changed hosts) into
 //	                                      │   its last snapshot, go to 5 (patch.go)
+//	                                      │ 2d only VirtualServices changed? VirtualServiceReach:
+//	                                      │   none can reach it (exportTo, gateways, hosts it
+//	                                      │   was sent, Sidecar egress, fault/CORS): skip it;
+//	                                      │   only routes: TranslateListeners into its last
+//	                                      │   snapshot (patchListeners), go to 5
 //	                                      │ 3 TranslateCached(snapshot, proxy, cache):
-//	                                      │   clusters/endpoints shared between proxies
+//	                                      │   clusters/endpoints and sidecar route tables
+//	                                      │   (per namespace and Sidecar) shared between proxies
 //	                                      │ 4 Validate() each new resource; drop + log the bad;
 //	                                      │   identical ones shared and encoded once
 //	                                      │   (intern.go, set.go); drop routes/endpoints
@@ -30,18 +36,25 @@
 //	                       or go-control-plane's proxyless cache (GENERATOR: grpc)
 //	                                      │ 7 open watches answered with the shared encodings
 //	                                      ▼
-//	  proxy ◀── response ── callbacks: 8 sent version, nonce, pilot_xds_pushes
+//	  proxy ◀── response ── callbacks: 8 sent version, nonce, pilot_xds_pushes;
+//	                        large responses encoded in their own buffers, at
+//	                        most 64 MiB in flight to slow readers (codec.go)
 //	  proxy ── ACK/NACK ──▶ callbacks: 9 acked version, NACK reason, pilot_total_xds_rejects
 //	                                      │
 //	                                      ▼
 //	                                  Status() (/debug/syncz)
 //
-// Steps 2b and 2c apply with the built-in translator only: a custom
+// Steps 2b to 2d apply with the built-in translator only: a custom
 // Options.Translate may read anything, so every node is recomputed. A
 // change is endpoint-only when the config differs only in WorkloadEntries,
 // the mesh settings are equal and the registry's services are equal; the
 // hosts whose endpoints differ and the workloads that differ then select
-// the nodes to recompute. Anything else recomputes every node.
+// the nodes to recompute. A change is VirtualService-only when the config
+// differs only in VirtualServices and the registry and mesh are equal;
+// translator.VirtualServiceReach then tells per node whether nothing, only
+// its listeners and routes, or anything may differ (gateways, proxyless
+// clients and sidecars whose Sidecar egress the VirtualService's hosts
+// select are translated in full). Anything else recomputes every node.
 //
 // Per node the server keeps pointers only: its last snapshot is four
 // shared sets of shared, pre-encoded resources. The go-control-plane server

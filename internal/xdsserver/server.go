@@ -17,7 +17,9 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
 
 	"github.com/trellis-mesh/trellis/internal/snapshot"
 	"github.com/trellis-mesh/trellis/internal/translator"
@@ -137,6 +139,13 @@ func New(opts Options) (*Server, error) {
 	}
 	xds := serverv3.NewServer(s.ctx, mux, callbacks{s})
 	s.grpc = grpc.NewServer(
+		// Large responses in buffers of their own, bounded in flight
+		// (codec.go); requests in plain allocations rather than gRPC's
+		// process-wide pool; each connection's write buffer returned once
+		// flushed. Memory per connected proxy is a target (issue 5).
+		grpc.ForceServerCodecV2(codec{inflight: newInflight(maxInflight, maxInflightWait)}),
+		experimental.BufferPool(mem.NopBufferPool{}),
+		grpc.SharedWriteBuffer(true),
 		grpc.MaxConcurrentStreams(100000),
 		grpc.MaxRecvMsgSize(4<<20),
 		// Proxies ping every 30s (Istio's default) and some ping with no
@@ -147,6 +156,15 @@ func New(opts Options) (*Server, error) {
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, xds)
 	return s, nil
 }
+
+// maxInflight bounds the bytes of large responses encoded but not yet
+// written to their proxies (codec.go): 64 MiB lets 100 proxies receive
+// 600 KB of clusters at once. maxInflightWait bounds how long an encoding
+// waits for room.
+const (
+	maxInflight     = 64 << 20
+	maxInflightWait = time.Second
+)
 
 // nodeCache is where a node's snapshots go.
 type nodeCache interface {
