@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -31,6 +33,41 @@ func TestBinaryDependencies(t *testing.T) {
 	for _, pkg := range strings.Fields(string(out)) {
 		if why, ok := forbidden[pkg]; ok {
 			t.Errorf("trellis-proxy links %s: %s", pkg, why)
+		}
+	}
+}
+
+// TestNoGeneratedValidate keeps the generated protoc-gen-validate methods
+// out of the binary: one Validate() call on an Envoy message reaches every
+// nested message's through interface assertions (~2 MB of resident code,
+// issue 5). The proxy's packages check what they read instead
+// (internal/proxy/compile); trellisd validates what it sends.
+func TestNoGeneratedValidate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go not on PATH")
+	}
+	out, err := exec.Command(goTool, "list", "-tags", "grpcnotrace", "-deps",
+		"-f", "{{if not .Standard}}{{if .Module}}{{if .Module.Main}}{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{end}}{{end}}{{end}}", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		for _, name := range fields[1:] {
+			src, err := os.ReadFile(filepath.Join(fields[0], name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(src), ".Validate()") {
+				t.Errorf("%s calls Validate(): the proxy must not link protoc-gen-validate's generated methods", filepath.Join(fields[0], name))
+			}
 		}
 	}
 }
