@@ -1,9 +1,14 @@
 package xdsserver
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -138,5 +143,110 @@ func TestDeltaSendsChangesAndRemovals(t *testing.T) {
 	only.sets[0] = newResourceSet("x", only.sets[0].sorted[1:]) // a removed
 	if got, removed := names(deltaResponse(req, &sub, only.set(resourcev3.ClusterType))); len(got) != 0 || !cmp.Equal(removed, []string{a}) {
 		t.Errorf("delta CDS after a was removed: sent %v, removed %v; want only %s removed", got, removed, a)
+	}
+}
+
+// manyClusters is a node snapshot with n EDS clusters c00…, each with one
+// endpoint.
+func manyClusters(t *testing.T, n int) (*nodeSnapshot, []string) {
+	t.Helper()
+	res := &translator.Resources{Clusters: map[string]proto.Message{}, Endpoints: map[string]proto.Message{}}
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("outbound|80||c%02d.default.svc.cluster.local", i)
+		res.Clusters[name] = edsCluster(name, time.Second)
+		res.Endpoints[name] = loadAssignment(name, fmt.Sprintf("127.0.1.%d", i+1), 80)
+		names = append(names, name)
+	}
+	snap, _ := build(res, "n", internLog, newInterner())
+	return snap, names
+}
+
+// Explicit subscriptions are answered in name order whether the stream
+// names most of the set (walked in order) or a few names (sorted).
+func TestSotwExplicitSubscriptionOrder(t *testing.T) {
+	snap, names := manyClusters(t, 20)
+	eds := snap.set(resourcev3.EndpointType)
+	reversed := slices.Clone(names)
+	slices.Reverse(reversed)
+	for _, tc := range []struct {
+		name string
+		sub  []string
+	}{
+		{"all, reversed", reversed},
+		{"few, reversed", []string{names[7], names[3]}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := streamv3.NewSotwSubscription(tc.sub, false)
+			req := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: tc.sub}
+			want := slices.Sorted(slices.Values(tc.sub))
+			if diff := cmp.Diff(want, sotwNames(t, sotwResponse(req, &sub, eds))); diff != "" {
+				t.Errorf("EDS response (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// intern replaces request names by the node's own copies and leaves names
+// it does not know alone.
+func TestInternSharesNames(t *testing.T) {
+	snap, names := manyClusters(t, 3)
+	c := newSidecarCache(internLog)
+	if err := c.SetSnapshot(t.Context(), "n", snap); err != nil {
+		t.Fatal(err)
+	}
+	req := []string{strings.Clone(names[1]), "unknown"}
+	c.intern("n", resourcev3.EndpointType, req)
+	if unsafe.StringData(req[0]) != unsafe.StringData(snap.set(resourcev3.EndpointType).byName[names[1]].name) {
+		t.Errorf("name %q was not replaced by the set's copy", req[0])
+	}
+	if req[1] != "unknown" {
+		t.Errorf("unknown name became %q", req[1])
+	}
+	other := []string{strings.Clone(names[0])}
+	c.intern("other-node", resourcev3.EndpointType, other) // no snapshot: left alone
+	if other[0] != names[0] {
+		t.Errorf("name of an unknown node became %q", other[0])
+	}
+}
+
+// A held watch of a type whose set did not change stays held; the type
+// that changed is answered.
+func TestSetSnapshotAnswersChangedTypesOnly(t *testing.T) {
+	v1, v2 := cacheFixture(t, "127.0.0.1", "127.0.0.2"), cacheFixture(t, "127.0.0.9", "127.0.0.2")
+	c := newSidecarCache(internLog)
+	if err := c.SetSnapshot(t.Context(), "n", v1); err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "n"}
+	ch := make(chan cachev3.Response, 4)
+	cds := &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType, VersionInfo: v1.GetVersion(resourcev3.ClusterType)}
+	cdsSub := streamv3.NewSotwSubscription(nil, true)
+	if _, err := c.CreateWatch(cds, cdsSub, ch); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"outbound|80||a.default.svc.cluster.local", "outbound|80||b.default.svc.cluster.local"}
+	eds := &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNames: names}
+	edsSub := streamv3.NewSotwSubscription(names, false)
+	if _, err := c.CreateWatch(eds, edsSub, ch); err != nil {
+		t.Fatal(err)
+	}
+	first := <-ch // EDS: never sent
+	edsSub.SetReturnedResources(first.GetReturnedResources())
+	eds.VersionInfo = v1.GetVersion(resourcev3.EndpointType)
+	if _, err := c.CreateWatch(eds, edsSub, ch); err != nil {
+		t.Fatal(err)
+	}
+	if len(ch) != 0 {
+		t.Fatalf("%d responses to up-to-date watches", len(ch))
+	}
+	if err := c.SetSnapshot(t.Context(), "n", v2); err != nil {
+		t.Fatal(err)
+	}
+	if len(ch) != 1 {
+		t.Fatalf("%d responses after an endpoint change, want 1", len(ch))
+	}
+	if got := (<-ch).GetRequest().GetTypeUrl(); got != resourcev3.EndpointType {
+		t.Errorf("answered %s, want EDS", got)
 	}
 }

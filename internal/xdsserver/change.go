@@ -258,6 +258,36 @@ func outboundHosts(r *translator.Resources) []unique.Handle[string] {
 	return slices.Compact(out)
 }
 
+// hostLists shares equal outboundHosts lists between nodes: 1000 unscoped
+// sidecars hold one list of 1000 handles, not 1000 (issue 5: ~20 MB).
+// Lists are found by the versions of the node's cluster and endpoint sets
+// and shared only when equal, so sharing never changes a node's list.
+// Safe for concurrent use.
+type hostLists struct {
+	mu sync.Mutex
+	m  map[versions][]unique.Handle[string]
+}
+
+// maxHostLists bounds the table; it is emptied when full (sharing is an
+// optimisation: a node keeps its own list meanwhile).
+const maxHostLists = 4096
+
+// share returns a list equal to hosts, the one already known for vers
+// when there is one.
+func (h *hostLists) share(vers versions, hosts []unique.Handle[string]) []unique.Handle[string] {
+	vers[2], vers[3] = "", "" // listeners and routes do not name hosts
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if prev, ok := h.m[vers]; ok && slices.Equal(prev, hosts) {
+		return prev
+	}
+	if h.m == nil || len(h.m) >= maxHostLists {
+		h.m = make(map[versions][]unique.Handle[string])
+	}
+	h.m[vers] = hosts
+	return hosts
+}
+
 // ownWorkload is the registry key of the workload the translator reads for
 // p (builder.go in internal/translator); "" when it reads none.
 func ownWorkload(p translator.Proxy) string {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"unique"
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -303,5 +304,21 @@ func TestSkippedProxyCatchesUpAcrossChanges(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"127.0.31.9 HEALTHY"}, endpointsOf(t, srv, clientScoped, "outbound|8080||b.default.svc.cluster.local")); diff != "" {
 		t.Errorf("scoped client's endpoints of b (-want +got):\n%s", diff)
+	}
+}
+
+// hostLists shares a list only with an equal one.
+func TestHostListsShare(t *testing.T) {
+	var h hostLists
+	a, b := unique.Make("a.example"), unique.Make("b.example")
+	vers := versions{"c1", "e1", "l1", "r1"}
+	first := h.share(vers, []unique.Handle[string]{a, b})
+	same := h.share(versions{"c1", "e1", "l2", "r2"}, []unique.Handle[string]{a, b})
+	if &same[0] != &first[0] {
+		t.Error("equal list under the same cluster and endpoint versions not shared")
+	}
+	other := h.share(vers, []unique.Handle[string]{a})
+	if len(other) != 1 || other[0] != a {
+		t.Errorf("unequal list replaced by %v", other)
 	}
 }

@@ -228,7 +228,7 @@ func (s *Server) compute(n *node) (skipped bool) {
 	cs, vers := build(res, n.id, s.log, s.shared)
 	var hosts []unique.Handle[string]
 	if s.incremental {
-		hosts = outboundHosts(res)
+		hosts = s.hostLists.share(vers, outboundHosts(res))
 	}
 	s.publish(n, snap, updated, cs, vers, hosts)
 	return false

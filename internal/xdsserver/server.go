@@ -74,7 +74,8 @@ type Server struct {
 	diffs       differ
 	tcache      *translator.Cache // the built-in translator's; nil with a custom Translate
 	patches     patchMemo
-	partial     int // passes since the last sweep that skipped some node; push loop only
+	hostLists   hostLists // outbound hosts shared between nodes (change.go)
+	partial     int       // passes since the last sweep that skipped some node; push loop only
 
 	mu      sync.Mutex
 	latest  *snapshot.Snapshot

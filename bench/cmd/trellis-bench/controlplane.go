@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/trellis-mesh/trellis/bench/internal/meshcfg"
@@ -59,6 +60,32 @@ func cpLabel(delta, scoped bool, change string) string {
 	return fmt.Sprintf("%s, %s, %s change", proto, scope, change)
 }
 
+// cpSetupName is a setup's name in BENCH_CP_SETUPS: sotw, delta,
+// sotw-scoped, delta-scoped.
+func cpSetupName(delta, scoped bool) string {
+	name := "sotw"
+	if delta {
+		name = "delta"
+	}
+	if scoped {
+		name += "-scoped"
+	}
+	return name
+}
+
+// cpSetups parses BENCH_CP_SETUPS, a comma-separated list of setup names;
+// nil (empty) runs every setup. Unknown names match nothing.
+func cpSetups(env string) map[string]bool {
+	if env == "" {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, name := range strings.Split(env, ",") {
+		out[strings.TrimSpace(name)] = true
+	}
+	return out
+}
+
 // runControlPlane times pushes from trellisd to a fleet of simulated proxies.
 func runControlPlane(ctx context.Context, e *env, rep *report.Report) {
 	size := controlPlaneSize(e.quick)
@@ -68,10 +95,14 @@ func runControlPlane(ctx context.Context, e *env, rep *report.Report) {
 	tbl.Note("bytes are proto.Size of every response received by the fleet from the edit until quiet, divided by all connected proxies; KB changed is the encoded size of the resource carrying the edit (one ClusterLoadAssignment, one route table); MB per proxy is (RSS with the fleet synced − RSS before it connected) / proxies")
 	tbl.Note("Sidecar scoping: each proxy's Sidecar imports %d services, so an edit affects about %d proxies", size.window, l.Proxies*size.window/l.Services)
 	counter := 0
+	only := cpSetups(os.Getenv("BENCH_CP_SETUPS"))
 	for _, scoped := range []bool{false, true} {
 		for _, delta := range []bool{false, true} {
 			if ctx.Err() != nil {
 				return
+			}
+			if only != nil && !only[cpSetupName(delta, scoped)] {
+				continue
 			}
 			cpSetup(ctx, e, tbl, size, scoped, delta, &counter)
 		}
@@ -197,6 +228,13 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 			tbl.Skip(labels[i], dead)
 			continue
 		}
+		// A CPU profile of trellisd over (about) the edits of this kind.
+		cpuProf := fmt.Sprintf("%s-trellisd-cpu-%s-%s.prof", e.stamp, name, []string{"endpoint", "vs"}[i])
+		profDone := make(chan error, 1)
+		go func() {
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, 2*size.changes)
+			profDone <- fetchProfile(ctx, url, filepath.Join(e.results, cpuProf))
+		}()
 		var delays []time.Duration
 		var missing, affected int
 		var bytes, changed int64
@@ -232,6 +270,11 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 				e.log.Info("control-plane change", "setup", name, "edit", labels[i], "n", j, "acked", len(got), "missing", miss,
 					"p50", quantile(got, 0.5), "max", got[len(got)-1], "cpu", st1.CPU-st0.CPU, "bytes", fleet.Bytes()-b0)
 			}
+		}
+		if err := <-profDone; err != nil {
+			tbl.Note("%s: trellisd CPU profile not saved: %v", labels[i], err)
+		} else {
+			tbl.Note("%s: trellisd CPU profile over the first %d s of the edits: bench/results/%s", labels[i], 2*size.changes, cpuProf)
 		}
 		if dead != "" {
 			tbl.Skip(labels[i], dead)
