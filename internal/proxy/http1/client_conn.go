@@ -38,8 +38,11 @@ var (
 type clientConn struct {
 	hp *hostPool
 	nc net.Conn
-	br *bufio.Reader // reads through cc (counting)
-	bw *bufio.Writer // writes through cc (counting)
+	// wait, when the connection is TCP (under TLS or not) wrapped by
+	// NewWaitConn, holds each request for the read of its response.
+	wait *waitConn
+	br   *bufio.Reader // reads through cc (counting)
+	bw   *bufio.Writer // writes through cc (counting)
 	// nread and nwritten count bytes through the connection: a failure with
 	// nothing read since the request started is a stale connection.
 	nread, nwritten int64
@@ -54,7 +57,10 @@ type clientConn struct {
 }
 
 func newClientConn(hp *hostPool, nc net.Conn) *clientConn {
-	cc := &clientConn{hp: hp, nc: nc}
+	if _, ok := nc.(*net.TCPConn); ok {
+		nc = NewWaitConn(nc)
+	}
+	cc := &clientConn{hp: hp, nc: nc, wait: waitConnOf(nc)}
 	cc.br = clientReaders.Get().(*bufio.Reader)
 	cc.br.Reset(cc)
 	cc.bw = clientWriters.Get().(*bufio.Writer)
@@ -120,13 +126,19 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.R
 	startR, startW := cc.nread, cc.nwritten
 	noKeepAlive := cc.hp.c.opts.DisableKeepAlives
 	f := wireFramingOf(req)
+	syncBody := f == wireNoBody || (f == wireLength && req.ContentLength <= clientSyncBody)
+	if syncBody && cc.wait != nil {
+		// Head and body go out from the read of the response, which waits
+		// for it before reading (waitConn): no EAGAIN read per exchange.
+		cc.wait.Hold()
+	}
 	if err := wireWriteHead(cc.bw, req, f, noKeepAlive); err != nil {
 		stop()
 		closeBody(req)
 		cc.close() // part of the head may be buffered
 		return nil, err
 	}
-	if f == wireNoBody || (f == wireLength && req.ContentLength <= clientSyncBody) {
+	if syncBody {
 		err := wireWriteBody(cc.bw, req, f)
 		closeBody(req)
 		if err != nil {

@@ -254,7 +254,7 @@ func (p *Pools) dialer(ct time.Duration, o transportOpts, t *runtime.UpstreamTLS
 		if err != nil {
 			return nil, err
 		}
-		c := tls.Client(raw, cfg)
+		c := tls.Client(http1.NewWaitConn(raw), cfg) // http1.Client holds requests for the reads of their responses
 		hctx, cancel := context.WithTimeout(ctx, ct)
 		defer cancel()
 		if err := c.HandshakeContext(hctx); err != nil {
