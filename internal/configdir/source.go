@@ -20,7 +20,7 @@ import (
 
 // Defaults for the zero values of Source's tuning fields.
 const (
-	DefaultDebounce       = 75 * time.Millisecond
+	DefaultDebounce       = 25 * time.Millisecond
 	DefaultRescanInterval = 2 * time.Second
 
 	// maxDebounceWait bounds how long a steady stream of events can postpone
@@ -127,6 +127,10 @@ func (s *Source) Run(ctx context.Context) error {
 	timer.Stop()
 	defer timer.Stop()
 	var pendingSince time.Time
+	// pending names the files events announced since the last read; full
+	// asks for a listing instead (an event on the directory itself, or
+	// events lost).
+	pending, full := map[string]bool{}, false
 
 	for {
 		select {
@@ -139,6 +143,11 @@ func (s *Source) Run(ctx context.Context) error {
 			if ev.Op == fsnotify.Chmod {
 				continue
 			}
+			if filepath.Dir(ev.Name) == filepath.Clean(s.dir) {
+				pending[filepath.Join(s.dir, filepath.Base(ev.Name))] = true // Rescan's key
+			} else {
+				full = true
+			}
 			now := time.Now()
 			if pendingSince.IsZero() {
 				pendingSince = now
@@ -148,10 +157,21 @@ func (s *Source) Run(ctx context.Context) error {
 			if !ok {
 				return errors.New("configdir: watcher closed")
 			}
-			s.log.Warn("watch error; relying on rescans", "err", err)
+			s.log.Warn("watch error; rescanning", "err", err)
+			full = true // events may be lost (queue overflow)
+			if pendingSince.IsZero() {
+				pendingSince = time.Now()
+			}
+			timer.Reset(debounce)
 		case <-timer.C:
 			pendingSince = time.Time{}
-			s.Rescan()
+			if full {
+				s.Rescan()
+			} else {
+				s.reread(pending)
+			}
+			clear(pending)
+			full = false
 		case <-ticker.C:
 			if len(w.WatchList()) == 0 { // the directory was removed and maybe recreated
 				if err := w.Add(s.dir); err == nil {
@@ -205,6 +225,42 @@ func (s *Source) Rescan() {
 		if !seen[path] {
 			delete(s.files, path)
 			s.log.Info("file removed", "file", path)
+			changed = true
+		}
+	}
+	if changed {
+		s.publish()
+	}
+}
+
+// reread reads only the files named by paths (events named them), with
+// the same last-good rules as Rescan: with 2000 files in the directory,
+// reading one instead of all after an edit cuts ~30 ms before every push
+// (issue 5). A path that no longer holds a config file removes what it
+// contributed.
+func (s *Source) reread(paths map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed := s.cur.Version == 0
+	for path := range paths {
+		if !config.IsConfigFile(filepath.Base(path)) {
+			continue
+		}
+		info, statErr := os.Stat(path)
+		var data []byte
+		readErr := statErr
+		if statErr == nil && !info.IsDir() {
+			data, readErr = os.ReadFile(path)
+		}
+		if errors.Is(readErr, fs.ErrNotExist) || (statErr == nil && info.IsDir()) {
+			if _, ok := s.files[path]; ok {
+				delete(s.files, path)
+				s.log.Info("file removed", "file", path)
+				changed = true
+			}
+			continue
+		}
+		if s.updateFile(path, data, readErr) {
 			changed = true
 		}
 	}

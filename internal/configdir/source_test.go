@@ -284,3 +284,48 @@ func TestRunMissingDirectory(t *testing.T) {
 		t.Errorf("Run = %v, want a not-exist error", err)
 	}
 }
+
+// TestRereadNamedFiles: reading only the files events named follows edits,
+// keeps the last good version of a broken file, drops a removed file and
+// leaves files it was not told about alone.
+func TestRereadNamedFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", workloadEntry("a", "127.0.0.1"))
+	writeFile(t, dir, "b.yaml", workloadEntry("b", "127.0.0.2"))
+	src := New(dir, nil)
+	src.Rescan()
+	a := filepath.Join(dir, "a.yaml")
+	steps := []struct {
+		name  string
+		edit  func()
+		paths []string
+		want  map[string]string
+	}{
+		{"edit a", func() { replaceFile(t, dir, "a.yaml", workloadEntry("a", "127.0.0.9")) }, []string{a},
+			map[string]string{"a": "127.0.0.9", "b": "127.0.0.2"}},
+		{"a broken: last good", func() { replaceFile(t, dir, "a.yaml", "kind: [") }, []string{a},
+			map[string]string{"a": "127.0.0.9", "b": "127.0.0.2"}},
+		{"b edited, not named", func() { replaceFile(t, dir, "b.yaml", workloadEntry("b", "127.0.0.8")) }, []string{a},
+			map[string]string{"a": "127.0.0.9", "b": "127.0.0.2"}},
+		{"a removed, hidden file named", func() {
+			if err := os.Remove(a); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{a, filepath.Join(dir, ".a.yaml.tmp")}, map[string]string{"b": "127.0.0.2"}},
+	}
+	for _, st := range steps {
+		st.edit()
+		paths := map[string]bool{}
+		for _, p := range st.paths {
+			paths[p] = true
+		}
+		src.reread(paths)
+		if diff := cmp.Diff(st.want, addresses(src.Current().Set)); diff != "" {
+			t.Errorf("%s: set (-want +got):\n%s", st.name, diff)
+		}
+	}
+	src.Rescan() // the safety rescan finds the edit no event named
+	if diff := cmp.Diff(map[string]string{"b": "127.0.0.8"}, addresses(src.Current().Set)); diff != "" {
+		t.Errorf("after rescan: set (-want +got):\n%s", diff)
+	}
+}
