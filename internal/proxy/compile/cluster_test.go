@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
@@ -215,6 +217,56 @@ func TestParseEndpoints(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseEndpoints (-want +got):\n%s", diff)
 	}
+}
+
+// TestParseEndpointsShareSocketMatch checks the transport_socket_match metadata
+// endpoints carry, and that endpoints with the same pairs share one map
+// (issue 5: a map per endpoint was most of an endpoint's memory).
+func TestParseEndpointsShareSocketMatch(t *testing.T) {
+	withMeta := func(ip string, fields map[string]*structpb.Value) *endpointv3.LbEndpoint {
+		e := ep(ip, 9080)
+		e.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{socketMatchKey: {Fields: fields}}}
+		return e
+	}
+	istio := map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}
+	custom := map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio"), "zone": structpb.NewStringValue("a"),
+		"ignored": structpb.NewNumberValue(1)}
+	in := &endpointv3.ClusterLoadAssignment{ClusterName: "c", Endpoints: []*endpointv3.LocalityLbEndpoints{
+		{LbEndpoints: []*endpointv3.LbEndpoint{withMeta("127.0.10.1", istio), withMeta("127.0.10.2", custom), withMeta("127.0.10.3", custom)}},
+		{LbEndpoints: []*endpointv3.LbEndpoint{ep("127.0.10.4", 9080), withMeta("127.0.10.5", map[string]*structpb.Value{})}},
+	}}
+	got, err := ParseEndpoints(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]string{{"tlsMode": "istio"}, {"tlsMode": "istio", "zone": "a"}, {"tlsMode": "istio", "zone": "a"}, nil, {}}
+	var gotMatch []map[string]string
+	for _, e := range got {
+		gotMatch = append(gotMatch, e.SocketMatch)
+	}
+	if diff := cmp.Diff(want, gotMatch); diff != "" {
+		t.Errorf("SocketMatch per endpoint (-want +got):\n%s", diff)
+	}
+	if !sameMap(got[1].SocketMatch, got[2].SocketMatch) {
+		t.Error("endpoints 1 and 2 have equal SocketMatch pairs but separate maps")
+	}
+	if sameMap(got[0].SocketMatch, got[1].SocketMatch) {
+		t.Error("endpoints 0 and 1 share a SocketMatch map but hold different pairs")
+	}
+	again, err := ParseEndpoints(&endpointv3.ClusterLoadAssignment{ClusterName: "d", Endpoints: []*endpointv3.LocalityLbEndpoints{
+		{LbEndpoints: []*endpointv3.LbEndpoint{withMeta("127.0.10.6", istio)}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameMap(got[0].SocketMatch, again[0].SocketMatch) {
+		t.Error("tlsMode: istio endpoints of two assignments have separate maps")
+	}
+}
+
+// sameMap reports whether a and b are one map (not just equal).
+func sameMap(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 func TestParseEndpointsRejects(t *testing.T) {

@@ -143,7 +143,7 @@ func NewWith(c *runtime.Cluster, o Options) Picker {
 		st := stats[li]
 		health := min(100, overprovisioning*st.healthy/st.total)
 		inPanic := panicAt > 0 && normTotal < 100 && float64(100*st.healthy) < panicAt*float64(st.total)
-		var hosts []host
+		hosts := make([]host, 0, len(groups[p])) // exactly sized: kept for the config's life
 		for _, i := range groups[p] {
 			e := &c.Endpoints[i]
 			if !e.Healthy || (!inPanic && o.Ejected[e.Address()]) {

@@ -22,7 +22,13 @@ type host struct {
 	ep     *runtime.Endpoint
 	addr   string
 	weight uint64
-	// Slow start: a host added less than window ago ramps up.
+	ramp   *ramp // nil: not in slow start
+}
+
+// ramp is a slow-starting host's state: a host added less than window ago
+// ramps up. Kept apart so that the hosts of the common config (no slow
+// start) stay small (issue 5: bytes per endpoint).
+type ramp struct {
 	added      time.Time
 	window     time.Duration
 	aggression float64
@@ -35,44 +41,48 @@ func newHost(e *runtime.Endpoint, ss *runtime.SlowStart, o Options) host {
 		w = 1
 	}
 	h := host{ep: e, addr: e.Address(), weight: w}
-	if ss != nil && ss.Window > 0 {
-		if added, ok := o.Added[h.addr]; ok {
-			now := o.Now
-			if now.IsZero() {
-				now = time.Now()
-			}
-			if now.Sub(added) < ss.Window {
-				h.added, h.window = added, ss.Window
-				h.aggression = ss.Aggression
-				if h.aggression <= 0 {
-					h.aggression = 1
-				}
-				h.minFactor = ss.MinWeightPercent / 100
-				if ss.MinWeightPercent == 0 {
-					h.minFactor = 0.1
-				}
-			}
-		}
+	if ss == nil || ss.Window <= 0 {
+		return h
 	}
+	added, ok := o.Added[h.addr]
+	if !ok {
+		return h
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if now.Sub(added) >= ss.Window {
+		return h
+	}
+	r := &ramp{added: added, window: ss.Window, aggression: ss.Aggression, minFactor: ss.MinWeightPercent / 100}
+	if r.aggression <= 0 {
+		r.aggression = 1
+	}
+	if ss.MinWeightPercent == 0 {
+		r.minFactor = 0.1
+	}
+	h.ramp = r
 	return h
 }
 
 // factor is the slow-start weight multiplier at now, in (0, 1].
 func (h *host) factor(now time.Time) float64 {
-	if h.window == 0 {
+	r := h.ramp
+	if r == nil {
 		return 1
 	}
-	age := now.Sub(h.added)
-	if age >= h.window {
+	age := now.Sub(r.added)
+	if age >= r.window {
 		return 1
 	}
-	f := math.Pow(max(float64(age), 0)/float64(h.window), 1/h.aggression)
-	return max(f, h.minFactor)
+	f := math.Pow(max(float64(age), 0)/float64(r.window), 1/r.aggression)
+	return max(f, r.minFactor)
 }
 
 func warming(hosts []host) bool {
 	for i := range hosts {
-		if hosts[i].window > 0 {
+		if hosts[i].ramp != nil {
 			return true
 		}
 	}

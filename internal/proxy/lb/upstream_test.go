@@ -291,7 +291,7 @@ func TestSlowStart(t *testing.T) {
 		}
 	}
 	old := newHost(&eps[0], ss, Options{Now: now})
-	if old.window != 0 {
+	if old.ramp != nil {
 		t.Errorf("host without an added time warms up")
 	}
 	if diff := cmp.Diff(1.0, old.factor(now)); diff != "" {

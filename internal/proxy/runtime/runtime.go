@@ -308,7 +308,8 @@ type Endpoint struct {
 	LocalityWeight uint32
 	// SocketMatch is filter_metadata["envoy.transport_socket_match"]
 	// (string values), matched by Cluster.TLSMatches; Istio's auto mTLS
-	// sets tlsMode: istio on endpoints with a sidecar.
+	// sets tlsMode: istio on endpoints with a sidecar. Endpoints and
+	// configs share these maps: they MUST NOT be modified.
 	SocketMatch map[string]string
 }
 

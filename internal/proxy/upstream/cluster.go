@@ -104,22 +104,30 @@ func (c *Cluster) update(rc *runtime.Cluster) {
 		present[rc.Endpoints[i].Address()] = true
 	}
 	// First-seen times for slow start: the hosts of a cluster's first
-	// config count as warm.
-	if c.added == nil {
-		c.added = map[string]time.Time{}
+	// config count as warm, and so do the hosts present when a config
+	// turns slow start on (Envoy builds a new cluster then, whose initial
+	// hosts do not ramp). Clusters without slow start keep no times:
+	// a map per cluster and an entry per endpoint (issue 5).
+	if ss := rc.LBConfig.SlowStart; ss == nil || ss.Window <= 0 {
+		c.added = nil
+	} else if c.added == nil {
+		c.added = make(map[string]time.Time, len(present))
+		first = true
 	}
-	for addr := range present {
-		if _, ok := c.added[addr]; !ok {
-			if first {
-				c.added[addr] = time.Time{}
-			} else {
-				c.added[addr] = now
+	if c.added != nil {
+		for addr := range present {
+			if _, ok := c.added[addr]; !ok {
+				if first {
+					c.added[addr] = time.Time{}
+				} else {
+					c.added[addr] = now
+				}
 			}
 		}
-	}
-	for addr := range c.added {
-		if !present[addr] {
-			delete(c.added, addr)
+		for addr := range c.added {
+			if !present[addr] {
+				delete(c.added, addr)
+			}
 		}
 	}
 	if rc.Outlier == nil {

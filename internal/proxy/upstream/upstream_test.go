@@ -490,3 +490,39 @@ func TestSocketFor(t *testing.T) {
 		t.Errorf("Key does not tell settings apart")
 	}
 }
+
+// TestSlowStart checks which hosts ramp up: those added by a later config
+// of a slow-start cluster; not those of its first config, nor those present
+// when a config turns slow start on.
+func TestSlowStart(t *testing.T) {
+	// The picker weighs ramping hosts by the wall clock (lb), the set
+	// decides who ramps by its Clock: start that at the wall clock.
+	clk := &fakeClock{now: time.Now()}
+	s := NewSet(Options{Clock: clk.Now})
+	slow := func(hosts ...string) *runtime.Cluster {
+		c := &runtime.Cluster{Name: "c", Endpoints: endpoints(hosts...)}
+		c.LBConfig.SlowStart = &runtime.SlowStart{Window: 10 * time.Second, Aggression: 1, MinWeightPercent: 1}
+		return c
+	}
+	plain := func(hosts ...string) *runtime.Cluster {
+		return &runtime.Cluster{Name: "c", Endpoints: endpoints(hosts...)}
+	}
+	c := s.Update(map[string]*runtime.Cluster{"c": slow("a", "b")})["c"]
+	if got := picked(c, 300); got["a"] < 100 || got["b"] < 100 {
+		t.Errorf("first config picks = %v, want a and b alike (warm)", got)
+	}
+	s.Update(map[string]*runtime.Cluster{"c": slow("a", "b", "n")})
+	if got := picked(c, 300); got["n"] >= 30 {
+		t.Errorf("picks right after n was added = %v, want n at about 1%% of its share", got)
+	}
+	clk.Advance(10 * time.Second)
+	if got := picked(c, 300); got["n"] != 100 {
+		t.Errorf("picks after the window = %v, want 100 each", got)
+	}
+	s.Update(map[string]*runtime.Cluster{"c": plain("a", "b")})
+	s.Update(map[string]*runtime.Cluster{"c": plain("a", "b", "m")})
+	s.Update(map[string]*runtime.Cluster{"c": slow("a", "b", "m")})
+	if got := picked(c, 300); got["m"] != 100 {
+		t.Errorf("picks once slow start is turned on = %v, want 100 each (all warm)", got)
+	}
+}

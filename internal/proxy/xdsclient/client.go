@@ -161,7 +161,8 @@ type nackState struct {
 // session runs one stream until it breaks or ctx is done. got reports
 // whether any response arrived.
 func (c *Client) session(ctx context.Context, st *state) (got bool, err error) {
-	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.opts.DialOptions...)
+	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, unpooled()...)
+	dial = append(dial, c.opts.DialOptions...)
 	conn, err := grpc.NewClient(c.opts.Server, dial...)
 	if err != nil {
 		return false, fmt.Errorf("dial: %w", err)
