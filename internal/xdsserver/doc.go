@@ -32,14 +32,16 @@
 //	                                      │ 6 unchanged? stop: this proxy is not affected
 //	                                      ▼
 //	                       SetSnapshot(node) in the sidecar cache (cache.go: ADS order,
-//	                       SotW EDS/RDS and delta send only what the stream lacks)
+//	                       SotW EDS/RDS and delta send only what the stream lacks;
+//	                       only watches of types whose shared set changed are walked)
 //	                       or go-control-plane's proxyless cache (GENERATOR: grpc)
 //	                                      │ 7 open watches answered with the shared encodings
 //	                                      ▼
 //	  proxy ◀── response ── callbacks: 8 sent version, nonce, pilot_xds_pushes;
 //	                        large responses encoded in their own buffers, at
 //	                        most 64 MiB in flight to slow readers (codec.go)
-//	  proxy ── ACK/NACK ──▶ callbacks: 9 acked version, NACK reason, pilot_total_xds_rejects
+//	  proxy ── ACK/NACK ──▶ callbacks: 9 acked version, NACK reason, pilot_total_xds_rejects;
+//	                        request names replaced by the node's sets' copies (intern)
 //	                                      │
 //	                                      ▼
 //	                                  Status() (/debug/syncz)
