@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/trellis-mesh/trellis/bench/internal/report"
 )
 
@@ -72,5 +74,55 @@ func TestChecks(t *testing.T) {
 		if got[name] != want {
 			t.Errorf("%s = %q, want %s", name, got[name], want)
 		}
+	}
+}
+
+func TestParseMemStat(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      string
+		want    memStat
+		wantErr bool
+	}{
+		{"split", "Name:\ttrellis-proxy\nVmRSS:\t   27184 kB\nRssAnon:\t   12000 kB\nRssFile:\t   15100 kB\nRssShmem:\t      84 kB\n",
+			memStat{RSS: 27184 << 10, Anon: 12000 << 10, File: 15100 << 10}, false},
+		{"old kernel, no split", "VmRSS:\t100 kB\n", memStat{RSS: 100 << 10}, false},
+		{"zombie", "Name:\tx\nState:\tZ (zombie)\n", memStat{}, true},
+		{"bad unit", "VmRSS:\t100 MB\n", memStat{}, true},
+		{"negative", "VmRSS:\t100 kB\nRssAnon:\t-1 kB\n", memStat{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseMemStat([]byte(tc.in))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("parseMemStat error = %v, want error %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("parseMemStat (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func FuzzParseMemStat(f *testing.F) {
+	f.Add([]byte("VmRSS:\t27184 kB\nRssAnon:\t12000 kB\nRssFile:\t15100 kB\n"))
+	f.Add([]byte("RssAnon: 1 kB\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := parseMemStat(data)
+		if err != nil {
+			return
+		}
+		if m.RSS < 0 || m.Anon < 0 || m.File < 0 {
+			t.Errorf("parseMemStat(%q) = %+v: negative size", data, m)
+		}
+	})
+}
+
+func TestMedianMemStat(t *testing.T) {
+	in := []memStat{{RSS: 5, Anon: 1, File: 9}, {RSS: 1, Anon: 7, File: 3}, {RSS: 3, Anon: 4, File: 6}}
+	if diff := cmp.Diff(memStat{RSS: 3, Anon: 4, File: 6}, medianMemStat(in)); diff != "" {
+		t.Errorf("medianMemStat (-want +got):\n%s", diff)
+	}
+	if got := medianMemStat(nil); got != (memStat{}) {
+		t.Errorf("medianMemStat(nil) = %+v, want zero", got)
 	}
 }

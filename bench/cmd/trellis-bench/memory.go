@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,13 +25,26 @@ func memorySizes(quick bool) (services []int, endpointsRun [2]int) {
 	return []int{10, 100, 1000}, [2]int{100, 10}
 }
 
+// idleSamples is how many idle readings memoryPoint takes (1 s apart) once
+// RSS has settled; the table shows their median, which a GC cycle or a
+// scavenger pass in the middle of the window does not move.
+func idleSamples(quick bool) int {
+	if quick {
+		return 3
+	}
+	return 7
+}
+
 // runMemory measures sidecar RSS idle and at 1000 rps with growing config,
 // and derives the memory per cluster and per endpoint from the slopes.
 func runMemory(ctx context.Context, e *env, rep *report.Report) {
 	tbl := rep.NewTable("memory", "Sidecar resident memory (MB), idle and at 1000 rps (16 connections)",
 		report.Column{Key: "services", Header: "services"}, report.Column{Key: "endpoints", Header: "endpoints each"},
-		report.Column{Key: "idle_client", Header: "client idle", Digits: 1}, report.Column{Key: "load_client", Header: "client at 1000 rps", Digits: 1},
+		report.Column{Key: "idle_client", Header: "client idle", Digits: 1},
+		report.Column{Key: "idle_client_anon", Header: "anon", Digits: 1}, report.Column{Key: "idle_client_file", Header: "file", Digits: 1},
+		report.Column{Key: "load_client", Header: "client at 1000 rps", Digits: 1}, report.Column{Key: "load_client_anon", Header: "anon", Digits: 1},
 		report.Column{Key: "idle_server", Header: "server idle", Digits: 1}, report.Column{Key: "load_server", Header: "server at 1000 rps", Digits: 1})
+	tbl.Note("RSS is VmRSS (what the targets check); anon and file split it (RssAnon, RssFile from /proc/PID/status): file is mostly the binary's own pages. Idle: median of %d readings 1 s apart once RSS settled; at 1000 rps: the peak of readings every 250 ms.", idleSamples(e.quick))
 	services, epRun := memorySizes(e.quick)
 	type point struct{ services, endpoints int }
 	points := []point{}
@@ -38,51 +52,64 @@ func runMemory(ctx context.Context, e *env, rep *report.Report) {
 		points = append(points, point{s, 1})
 	}
 	points = append(points, point{epRun[0], epRun[1]})
-	idle := map[point]float64{}
+	idle := map[point]memStat{}
+	profiles := 0
 	for _, pt := range points {
 		// The server's own service counts too: fillers are extra.
 		label := fmt.Sprintf("trellis %d services × %d endpoints", pt.services, pt.endpoints)
-		v, err := memoryPoint(ctx, e, pt.services, pt.endpoints)
+		v, ms, err := memoryPoint(ctx, e, pt.services, pt.endpoints)
 		if err != nil {
 			tbl.Skip(label, err.Error())
 			continue
 		}
-		idle[pt] = v["idle_client"]
+		if v["heap_profile"] > 0 {
+			profiles++
+		}
+		delete(v, "heap_profile")
+		idle[pt] = ms
 		tbl.Add(label, v)
 	}
-	slope := rep.NewTable("memory_slope", "Sidecar memory per unit of config (client sidecar, idle RSS slope)",
+	if profiles > 0 {
+		tbl.Note("client sidecar heap profiles, idle (as of its last GC): bench/results/%s-proxy-heap-SERVICES-ENDPOINTS.prof; diff two with go tool pprof -diff_base", e.stampBase())
+	}
+	slope := rep.NewTable("memory_slope", "Sidecar memory per unit of config (client sidecar, idle RssAnon slope)",
 		report.Column{Key: "kb_per_cluster", Header: "KB per cluster (with 1 endpoint)", Digits: 1},
-		report.Column{Key: "kb_per_endpoint", Header: "KB per endpoint", Digits: 2})
+		report.Column{Key: "kb_per_endpoint", Header: "KB per endpoint", Digits: 2},
+		report.Column{Key: "kb_per_cluster_rss", Header: "VmRSS: KB per cluster", Digits: 1},
+		report.Column{Key: "kb_per_endpoint_rss", Header: "VmRSS: KB per endpoint", Digits: 2})
 	lo, hi := point{services[0], 1}, point{services[len(services)-1], 1}
 	ep1, epN := point{epRun[0], 1}, point{epRun[0], epRun[1]}
 	v := map[string]float64{}
-	if a, ok := idle[lo]; ok {
-		if b, ok := idle[hi]; ok {
-			v["kb_per_cluster"] = (b - a) * 1024 / float64(hi.services-lo.services)
+	perUnit := func(key string, a, b point, units int) {
+		x, okA := idle[a]
+		y, okB := idle[b]
+		if !okA || !okB {
+			return
 		}
+		v[key] = float64(y.Anon-x.Anon) / 1024 / float64(units)
+		v[key+"_rss"] = float64(y.RSS-x.RSS) / 1024 / float64(units)
 	}
-	if a, ok := idle[ep1]; ok {
-		if b, ok := idle[epN]; ok {
-			v["kb_per_endpoint"] = (b - a) * 1024 / float64(epN.services*(epN.endpoints-1))
-		}
-	}
+	perUnit("kb_per_cluster", lo, hi, hi.services-lo.services)
+	perUnit("kb_per_endpoint", ep1, epN, epN.services*(epN.endpoints-1))
 	if len(v) == 0 {
 		slope.Skip("trellis", "needs the memory runs above")
 		return
 	}
 	slope.Add("trellis", v)
-	slope.Note("per cluster: (RSS(%d svc) − RSS(%d svc)) / %d; per endpoint: (RSS(%d×%d) − RSS(%d×1)) / %d",
+	slope.Note("per cluster: (A(%d svc) − A(%d svc)) / %d; per endpoint: (A(%d×%d) − A(%d×1)) / %d, where A is the idle median of RssAnon (checked) or of VmRSS. "+
+		"Config is heap, so it shows in RssAnon; RssFile (the binary's pages) does not grow with config but moves with page reclaim and which code ran, which made VmRSS slopes noisy.",
 		hi.services, lo.services, hi.services-lo.services, epN.services, epN.endpoints, epN.services, epN.services*(epN.endpoints-1))
 }
 
 // memoryPoint starts a mesh whose client sidecar knows services filler
 // services of endpoints endpoints each, waits until the sidecar has them all,
-// and measures RSS idle and under load.
-func memoryPoint(ctx context.Context, e *env, services, endpoints int) (map[string]float64, error) {
+// and measures memory idle and under load. It returns the table values and
+// the client's idle medians.
+func memoryPoint(ctx context.Context, e *env, services, endpoints int) (map[string]float64, memStat, error) {
 	name := fmt.Sprintf("memory-%d-%d", services, endpoints)
 	t, err := startTrellis(ctx, e, name, trellisOptions{Fillers: services, FillerEndpoints: endpoints})
 	if err != nil {
-		return nil, err
+		return nil, memStat{}, err
 	}
 	defer t.Close()
 	// Config is applied when the last filler cluster shows in the admin API.
@@ -106,28 +133,66 @@ func memoryPoint(ctx context.Context, e *env, services, endpoints int) (map[stri
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, memStat{}, err
 	}
 	v := map[string]float64{"services": float64(services), "endpoints": float64(endpoints)}
+	var clientIdle memStat
 	for _, r := range []struct {
-		key string
-		p   *proc.Process
-	}{{"idle_client", t.client}, {"idle_server", t.server}} {
-		rss, err := settledRSS(wctx, r.p)
-		if err != nil {
-			return nil, err
+		role string
+		p    *proc.Process
+	}{{"client", t.client}, {"server", t.server}} {
+		if _, err := settledRSS(wctx, r.p); err != nil {
+			return nil, memStat{}, err
 		}
-		v[r.key] = float64(rss) / mb
+		ms, err := idleMemStat(wctx, r.p, idleSamples(e.quick))
+		if err != nil {
+			return nil, memStat{}, err
+		}
+		v["idle_"+r.role] = float64(ms.RSS) / mb
+		if r.role == "client" {
+			clientIdle = ms
+			v["idle_client_anon"], v["idle_client_file"] = float64(ms.Anon)/mb, float64(ms.File)/mb
+		}
+	}
+	// Without gc=1: the profile is as of the last GC, and fetching it does
+	// not disturb the memory about to be measured under load.
+	file := fmt.Sprintf("%s-proxy-heap-%d-%d.prof", e.stampBase(), services, endpoints)
+	if err := fetchProfile(wctx, t.admin+"/debug/pprof/heap", filepath.Join(e.results, file)); err == nil {
+		v["heap_profile"] = 1
 	}
 	l := fortio.Load{Target: t.url(meshcfg.PortHTTP), Host: t.host, QPS: 1000, Connections: 16, Duration: e.loadDur, PayloadSize: 1024}
 	_, u, err := measured(ctx, e, t, name, l)
 	if err != nil {
-		return nil, err
+		return nil, memStat{}, err
 	}
 	if len(u) == 2 && u[0].OK && u[1].OK {
 		v["load_client"], v["load_server"] = float64(u[0].PeakRSS)/mb, float64(u[1].PeakRSS)/mb
+		v["load_client_anon"] = float64(u[0].PeakAnon) / mb
 	}
-	return v, nil
+	return v, clientIdle, nil
+}
+
+// idleMemStat returns the median of n readings of p's memory, 1 s apart.
+func idleMemStat(ctx context.Context, p *proc.Process, n int) (memStat, error) {
+	samples := make([]memStat, 0, n)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for len(samples) < n {
+		ms, err := readMemStat(p.PID())
+		if err != nil {
+			return memStat{}, err
+		}
+		samples = append(samples, ms)
+		if len(samples) == n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return memStat{}, fmt.Errorf("idle memory of %s: %w", p.Name(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return medianMemStat(samples), nil
 }
 
 // settledRSS returns the RSS of p once two readings 500 ms apart differ by
@@ -159,4 +224,13 @@ func settledRSS(ctx context.Context, p *proc.Process) (int64, error) {
 		prev = cur
 	}
 	return prev, nil
+}
+
+// stampBase is the results file prefix of this run: its stamp, and
+// "-quick" for quick runs.
+func (e *env) stampBase() string {
+	if e.quick {
+		return e.stamp + "-quick"
+	}
+	return e.stamp
 }
