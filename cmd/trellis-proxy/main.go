@@ -45,6 +45,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/trellis-mesh/trellis/internal/memlimit"
 	"github.com/trellis-mesh/trellis/internal/proxy/admin"
 	"github.com/trellis-mesh/trellis/internal/proxy/listener"
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
@@ -75,9 +76,17 @@ type flags struct {
 	statsPort    uint
 	drainTimeout time.Duration
 	logLevel     slog.Level
-	memoryLimit  byteSize
+	memoryLimit  memlimit.Size
 	id           idFlags
 }
+
+// defaultMemoryLimit is the Go runtime's soft memory limit unless
+// GOMEMLIMIT or --memory-limit says otherwise. Istio's agent derives
+// GOMEMLIMIT from the container limit; a sidecar here has none, so the
+// proxy may set one that keeps the heap near issue 5's RSS target at load.
+// It is soft: a heap that needs more gets more, the GC just runs more often
+// on the way (see README "Performance" for the RSS and CPU it trades).
+const defaultMemoryLimit memlimit.Size = 0
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	f := flags{memoryLimit: defaultMemoryLimit}
@@ -190,7 +199,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
 	log = log.With("workload", f.namespace+"/"+f.name)
-	memLimit, memFrom := applyMemoryLimit(f.memoryLimit, os.Getenv)
+	memLimit, memFrom := memlimit.Apply(f.memoryLimit, os.Getenv)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

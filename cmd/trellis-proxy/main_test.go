@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/netip"
 	"os/exec"
-	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -93,77 +92,5 @@ func TestLeanDependencies(t *testing.T) {
 				t.Errorf("trellis-proxy depends on %s", pkg)
 			}
 		}
-	}
-}
-
-func TestParseByteSize(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    byteSize
-		wantErr bool
-	}{
-		{in: "0", want: 0},
-		{in: "1048576", want: 1 << 20},
-		{in: "512B", want: 512},
-		{in: "24MiB", want: 24 << 20},
-		{in: "2KiB", want: 2048},
-		{in: "1GiB", want: 1 << 30},
-		{in: "1TiB", want: 1 << 40},
-		{in: "", wantErr: true},
-		{in: "MiB", wantErr: true},
-		{in: "-1", wantErr: true},
-		{in: "24MB", wantErr: true},
-		{in: "1.5MiB", wantErr: true},
-		{in: "9223372036854775807KiB", wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseByteSize(tc.in)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("parseByteSize(%q) error = %v, want error %v", tc.in, err, tc.wantErr)
-			}
-			if got != tc.want {
-				t.Errorf("parseByteSize(%q) = %d, want %d", tc.in, got, tc.want)
-			}
-		})
-	}
-}
-
-func FuzzParseByteSize(f *testing.F) {
-	for _, s := range []string{"0", "24MiB", "1GiB", "12B", "x", "-3KiB"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		v, err := parseByteSize(s)
-		if err != nil {
-			return
-		}
-		if v < 0 {
-			t.Fatalf("parseByteSize(%q) = %d, negative", s, v)
-		}
-		back, err := parseByteSize(v.String())
-		if err != nil || back != v {
-			t.Fatalf("round trip of %q: %s -> %d, %v", s, v.String(), back, err)
-		}
-	})
-}
-
-func TestApplyMemoryLimit(t *testing.T) {
-	old := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(old) })
-	env := func(v string) func(string) string {
-		return func(k string) string {
-			if k == "GOMEMLIMIT" {
-				return v
-			}
-			return ""
-		}
-	}
-	if got, from := applyMemoryLimit(24<<20, env("")); got != 24<<20 || from != "--memory-limit" || debug.SetMemoryLimit(-1) != 24<<20 {
-		t.Errorf("flag: limit %d from %s, runtime %d", got, from, debug.SetMemoryLimit(-1))
-	}
-	debug.SetMemoryLimit(64 << 20) // as the runtime would from GOMEMLIMIT=64MiB
-	if got, from := applyMemoryLimit(24<<20, env("64MiB")); got != 64<<20 || from != "GOMEMLIMIT" {
-		t.Errorf("environment: limit %d from %s, want 64MiB from GOMEMLIMIT", got, from)
 	}
 }

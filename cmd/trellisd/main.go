@@ -9,6 +9,11 @@
 //	                        /metrics /ready /debug/syncz /debug/configz on --monitoring-addr
 //
 // Everything here is wiring; the logic lives in internal packages.
+//
+// GC policy (gc.go): --memory-limit and --gc-percent set the runtime's soft
+// memory limit and GC percentage unless GOMEMLIMIT and GOGC are in the
+// environment, as istiod's deployment sets GOMEMLIMIT from its container's
+// memory limit.
 package main
 
 import (
@@ -32,6 +37,7 @@ import (
 
 	"github.com/trellis-mesh/trellis/internal/config"
 	"github.com/trellis-mesh/trellis/internal/health"
+	"github.com/trellis-mesh/trellis/internal/memlimit"
 	"github.com/trellis-mesh/trellis/internal/monitor"
 	"github.com/trellis-mesh/trellis/internal/registry"
 	"github.com/trellis-mesh/trellis/internal/snapshot"
@@ -58,7 +64,13 @@ type flags struct {
 	sec            secFlags
 	meshConfig     string // mesh.go
 	pprofAddr      string // empty: no profiling endpoint
+	memoryLimit    memlimit.Size
+	gcPercent      int
 }
+
+// defaultGCPercent is trellisd's GC percentage unless GOGC or --gc-percent
+// says otherwise (see gcPolicy).
+const defaultGCPercent = 100
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	var f flags
@@ -78,6 +90,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "address of Go's /debug/pprof/ endpoints (profiling, e.g. the control-plane benchmark); empty: off")
 	fs.StringVar(&f.meshConfig, "mesh-config", "", "Istio MeshConfig YAML (trustDomain, rootNamespace, extensionProviders, pathNormalization, outboundTrafficPolicy)")
+	fs.Var(&f.memoryLimit, "memory-limit", "the Go runtime's soft memory limit, in GOMEMLIMIT's syntax (e.g. 2GiB), as istiod gets from its container's limit; 0: none. GOMEMLIMIT in the environment wins")
+	fs.IntVar(&f.gcPercent, "gc-percent", defaultGCPercent, "the Go runtime's GC percentage (GOGC); negative: off. GOGC in the environment wins")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -106,6 +120,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
 	slog.SetDefault(log)
+	gcPolicy(f, os.Getenv, log)
 	mesh, err := loadMesh(&f, log) // mesh.go
 	if err != nil {
 		return err

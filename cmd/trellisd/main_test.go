@@ -30,17 +30,20 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{name: "defaults", args: []string{"--config-dir", "d"},
 			want: flags{configDir: "d", xdsAddr: "127.0.0.1:15010", monitoringAddr: "127.0.0.1:15014", proxyHTTPPort: 15080,
-				sec: secFlags{dataDir: defaultDataDir(), trustDomain: "cluster.local", workloadCertTTL: 24 * time.Hour}}},
+				gcPercent: defaultGCPercent,
+				sec:       secFlags{dataDir: defaultDataDir(), trustDomain: "cluster.local", workloadCertTTL: 24 * time.Hour}}},
 		{name: "all", args: []string{"--config-dir=d", "--xds-addr=127.0.0.2:1", "--monitoring-addr=127.0.0.2:2",
 			"--proxy-http-port=0", "--log-level=debug", "--data-dir=/x", "--cacerts-dir=/c", "--trust-domain=example.org",
-			"--workload-cert-ttl=5s", "--secure-addr=127.0.0.2:3"},
+			"--workload-cert-ttl=5s", "--secure-addr=127.0.0.2:3", "--memory-limit=2GiB", "--gc-percent=50"},
 			want: flags{configDir: "d", xdsAddr: "127.0.0.2:1", monitoringAddr: "127.0.0.2:2", logLevel: -4,
+				memoryLimit: 2 << 30, gcPercent: 50,
 				sec: secFlags{dataDir: "/x", cacertsDir: "/c", trustDomain: "example.org", workloadCertTTL: 5 * time.Second,
 					secureAddr: "127.0.0.2:3"}}},
 		{name: "bad ttl", args: []string{"--config-dir=d", "--workload-cert-ttl=0s"}, wantErr: "must be positive"},
 		{name: "config dir required", args: nil, wantErr: "--config-dir is required"},
 		{name: "bad port", args: []string{"--config-dir=d", "--proxy-http-port=70000"}, wantErr: "not a port"},
 		{name: "bad level", args: []string{"--config-dir=d", "--log-level=loud"}, wantErr: "log-level"},
+		{name: "bad memory limit", args: []string{"--config-dir=d", "--memory-limit=2GB"}, wantErr: "memory-limit"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
