@@ -16,18 +16,22 @@ func peekAlive(nc net.Conn) bool {
 	if t, ok := nc.(*tls.Conn); ok {
 		nc = t.NetConn()
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
+	var raw syscall.RawConn
+	if w, ok := nc.(*waitConn); ok {
+		raw = w.raw // no SyscallConn allocation per probe
+	} else if sc, ok := nc.(syscall.Conn); ok {
+		var err error
+		if raw, err = sc.SyscallConn(); err != nil {
+			return false
+		}
+	} else {
 		return true
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
 	alive := false
-	err = raw.Read(func(fd uintptr) bool {
+	err := raw.Read(func(fd uintptr) bool {
 		var b [1]byte
-		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		// Raw: it never blocks (see rawRead).
+		_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		alive = errno == syscall.EAGAIN
 		return true // never wait for readiness

@@ -1,3 +1,5 @@
+//go:build linux
+
 package http1
 
 import (
@@ -7,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // waitMaxHeld bounds the bytes a waitConn holds for its next read; past
@@ -45,18 +48,26 @@ var waitBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &
 type waitConn struct {
 	*net.TCPConn
 	raw  syscall.RawConn
-	hold bool
+	hold bool    // the owner's: set by Hold, cleared by the next Read
 	held *[]byte // writes held for the next Read; nil when none
 
-	// One waiting read's state, here so that the callback, bound once in
-	// readFn, does not allocate per read.
+	// One read's and one write's state, here so that the callbacks, bound
+	// once in readFn and writeFn, do not allocate per call; rmu and wmu
+	// keep concurrent readers (writers) apart.
+	rmu    sync.Mutex
 	p      []byte
 	sent   int
 	n      int
 	errno  error
 	failed bool // sending the held bytes failed (errno), or stopped at EAGAIN
-	wrote  bool // the held bytes were handed to the socket
+	wrote  bool // the held bytes (if any) were handed to the socket
 	readFn func(fd uintptr) bool
+
+	wmu     sync.Mutex
+	wp      []byte
+	wn      int
+	werrno  error
+	writeFn func(fd uintptr) bool
 }
 
 // NewWaitConn returns c ready for held writes when it is a *net.TCPConn,
@@ -75,6 +86,7 @@ func NewWaitConn(c net.Conn) net.Conn {
 	}
 	w := &waitConn{TCPConn: tc, raw: raw}
 	w.readFn = w.waitRead
+	w.writeFn = w.rawWrite
 	return w
 }
 
@@ -100,7 +112,7 @@ func (c *waitConn) Hold() {
 
 func (c *waitConn) Write(p []byte) (int, error) {
 	if !c.hold {
-		return c.TCPConn.Write(p)
+		return c.write(p)
 	}
 	if len(*c.held)+len(p) <= waitMaxHeld {
 		*c.held = append(*c.held, p...)
@@ -110,7 +122,44 @@ func (c *waitConn) Write(p []byte) (int, error) {
 	if err := c.sendHeld(); err != nil {
 		return 0, err
 	}
-	return c.TCPConn.Write(p)
+	return c.write(p)
+}
+
+// write sends p as net.TCPConn.Write does (waiting for the socket when it
+// is full, honouring the write deadline), with raw syscalls.
+func (c *waitConn) write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wp, c.wn, c.werrno = p, 0, nil
+	err := c.raw.Write(c.writeFn)
+	n, errno := c.wn, c.werrno
+	c.wp = nil
+	switch {
+	case err != nil:
+		return n, c.opError("write", err)
+	case errno != nil:
+		return n, c.opError("write", os.NewSyscallError("write", errno))
+	}
+	return n, nil
+}
+
+// rawWrite is the RawConn.Write callback of write.
+func (c *waitConn) rawWrite(fd uintptr) bool {
+	for c.wn < len(c.wp) {
+		m, errno := rawSend(fd, c.wp[c.wn:])
+		switch errno {
+		case 0:
+			c.wn += m
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // full: wait for room
+		}
+		c.werrno = errno
+		return true
+	}
+	return true
 }
 
 // sendHeld writes the held bytes now and stops holding.
@@ -119,12 +168,11 @@ func (c *waitConn) sendHeld() error {
 	if c.held == nil {
 		return nil
 	}
-	b := *c.held
-	c.release()
-	if len(b) == 0 {
-		return nil
+	var err error
+	if b := *c.held; len(b) > 0 {
+		_, err = c.write(b)
 	}
-	_, err := c.TCPConn.Write(b)
+	c.release()
 	return err
 }
 
@@ -161,42 +209,51 @@ func (c *waitConn) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (c *waitConn) Read(p []byte) (int, error) {
-	if !c.hold || len(p) == 0 {
-		return c.TCPConn.Read(p)
+	if len(p) == 0 {
+		return 0, nil
 	}
-	c.hold = false
-	if c.held == nil || len(*c.held) == 0 {
-		c.release()
-		return c.TCPConn.Read(p)
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	held := false
+	if c.hold { // only the owner sets hold; a concurrent writer only reads it
+		c.hold = false
+		if held = c.held != nil && len(*c.held) > 0; !held {
+			c.release()
+		}
 	}
-	c.p, c.sent, c.n, c.errno, c.failed, c.wrote = p, 0, 0, nil, false, false
+	// Unheld: read first (wrote is already true), as net.TCPConn does.
+	c.p, c.sent, c.n, c.errno, c.failed, c.wrote = p, 0, 0, nil, false, !held
 	err := c.raw.Read(c.readFn)
 	c.p = nil
-	b := *c.held
-	switch {
-	case err != nil && !c.wrote:
-		// The deadline passed or the connection closed before anything was
-		// sent: the exchange fails as a write would have.
-		c.release()
-		return 0, c.opError("write", err)
-	case err != nil:
-		c.release()
-		return 0, c.opError("read", err)
-	case c.failed && c.errno == syscall.EAGAIN:
-		// The socket buffer is full: send the rest with the poller's help,
-		// then read as usual.
-		_, werr := c.TCPConn.Write(b[c.sent:])
-		c.release()
-		if werr != nil {
-			return 0, werr
+	if held {
+		b := *c.held
+		switch {
+		case err != nil && !c.wrote:
+			// The deadline passed or the connection closed before anything
+			// was sent: the exchange fails as a write would have.
+			c.release()
+			return 0, c.opError("write", err)
+		case c.failed && c.errno == syscall.EAGAIN:
+			// The socket buffer is full: send the rest with the poller's
+			// help, then read as usual.
+			_, werr := c.write(b[c.sent:])
+			c.release()
+			if werr != nil {
+				return 0, werr
+			}
+			c.p, c.n, c.errno = p, 0, nil
+			err = c.raw.Read(c.readFn)
+			c.p = nil
+		case c.failed:
+			c.release()
+			return 0, c.opError("write", os.NewSyscallError("write", c.errno))
+		default:
+			c.release()
 		}
-		return c.TCPConn.Read(p)
-	case c.failed:
-		c.release()
-		return 0, c.opError("write", os.NewSyscallError("write", c.errno))
 	}
-	c.release()
 	switch {
+	case err != nil:
+		return 0, c.opError("read", err)
 	case c.errno != nil:
 		return 0, c.opError("read", os.NewSyscallError("read", c.errno))
 	case c.n == 0:
@@ -205,37 +262,60 @@ func (c *waitConn) Read(p []byte) (int, error) {
 	return c.n, nil
 }
 
-// waitRead is the RawConn.Read callback: its first call sends the held
-// bytes and declines, so that the runtime parks on the poller; later calls
-// read.
+// waitRead is the RawConn.Read callback: with held bytes its first call
+// sends them and declines, so that the runtime parks on the poller; the
+// other calls read, declining on EAGAIN.
 func (c *waitConn) waitRead(fd uintptr) bool {
 	if !c.wrote {
 		c.wrote = true
 		b := *c.held
 		for c.sent < len(b) {
-			m, err := syscall.Write(int(fd), b[c.sent:])
-			if err == syscall.EINTR {
+			m, errno := rawSend(fd, b[c.sent:])
+			switch errno {
+			case 0:
+				c.sent += m
+				continue
+			case syscall.EINTR:
 				continue
 			}
-			if err != nil {
-				c.failed, c.errno = true, err
-				return true
-			}
-			c.sent += m
+			c.failed, c.errno = true, errno
+			return true
 		}
 		return false
 	}
 	for {
-		n, err := syscall.Read(int(fd), c.p)
-		switch err {
+		n, errno := rawRead(fd, c.p)
+		switch errno {
+		case 0:
+			c.n = n
+			return true
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			return false // woken early: wait again
+			return false // nothing yet: wait for readability
 		}
-		c.n, c.errno = max(n, 0), err
+		c.errno = errno
 		return true
 	}
+}
+
+// rawRead and rawSend are read(2) and send(2) on a non-blocking socket.
+// They never block, so they skip the runtime's syscall bookkeeping
+// (entersyscall/exitsyscall): that bookkeeping wakes a sleeping sysmon,
+// which then polls every 20 µs for a millisecond: a thread wake-up and
+// dozens of context switches per request at 1000 rps (issue 5). A send
+// on loopback runs the peer's TCP receive path and takes some
+// microseconds; holding the P that long is what any computation does.
+// MSG_NOSIGNAL: a broken connection answers EPIPE without a signal.
+func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
+	r, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(r), errno
+}
+
+func rawSend(fd uintptr, p []byte) (int, syscall.Errno) {
+	r, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		syscall.MSG_NOSIGNAL, 0, 0)
+	return int(r), errno
 }
 
 // opError dresses an error as net.TCPConn's Read and Write do.

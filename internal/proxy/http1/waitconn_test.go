@@ -1,3 +1,5 @@
+//go:build linux
+
 package http1
 
 import (
@@ -16,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +30,10 @@ import (
 const waitSafety = 10 * time.Second
 
 // waitTestPair returns a loopback TCP connection: the client end wrapped
-// by NewWaitConn, and the server end. serverBuf > 0 shrinks the server's
-// receive buffer and the client's send buffer.
-func waitTestPair(t *testing.T, serverBuf int) (*waitConn, *net.TCPConn) {
+// by NewWaitConn, and the server end. sendBuf > 0 shrinks the client's
+// send buffer, so that its writes meet a full socket. (Shrinking the
+// receiver's buffer too would stall loopback TCP on zero windows.)
+func waitTestPair(t *testing.T, sendBuf int) (*waitConn, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,9 +58,8 @@ func waitTestPair(t *testing.T, serverBuf int) (*waitConn, *net.TCPConn) {
 		t.Fatal(a.err)
 	}
 	srv := a.c.(*net.TCPConn)
-	if serverBuf > 0 {
-		_ = srv.SetReadBuffer(serverBuf)
-		_ = nc.(*net.TCPConn).SetWriteBuffer(serverBuf)
+	if sendBuf > 0 {
+		_ = nc.(*net.TCPConn).SetWriteBuffer(sendBuf)
 	}
 	w, ok := NewWaitConn(nc).(*waitConn)
 	if !ok {
@@ -457,5 +460,54 @@ func TestNewWaitConnOther(t *testing.T) {
 	}
 	if waitConnOf(a) != nil {
 		t.Error("waitConnOf(pipe) != nil")
+	}
+}
+
+// TestWaitConnDuplex: unheld, a reader and a writer run at once (an
+// upgraded connection), with reads and writes large enough to wait for
+// the socket, and io.Copy through ReadFrom and WriteTo.
+func TestWaitConnDuplex(t *testing.T) {
+	w, srv := waitTestPair(t, 4096)
+	const size = 4 << 20
+	out := waitPattern(size, 1)
+	in := waitPattern(size, 2)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	wg.Add(3)
+	go func() { // client → server, through waitConn.ReadFrom
+		defer wg.Done()
+		_, err := io.Copy(w, struct{ io.Reader }{bytes.NewReader(out)})
+		if err == nil {
+			err = w.CloseWrite()
+		}
+		errs <- err
+	}()
+	go func() { // server echoes its own stream back, then half-closes
+		defer wg.Done()
+		_, err := srv.Write(in)
+		if err == nil {
+			err = srv.CloseWrite()
+		}
+		errs <- err
+	}()
+	var fromServer bytes.Buffer
+	go func() { // client reads everything through waitConn.WriteTo
+		defer wg.Done()
+		_, err := io.Copy(&fromServer, w)
+		errs <- err
+	}()
+	got, err := io.ReadAll(srv)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		if e != nil {
+			t.Fatal(e)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, out) || !bytes.Equal(fromServer.Bytes(), in) {
+		t.Errorf("streams corrupted: %d/%d and %d/%d bytes", len(got), size, fromServer.Len(), size)
 	}
 }

@@ -27,7 +27,9 @@
 //	          default_filter_chain, else close (STRICT refuses plain text so)
 //	       ──3 TLS chain → tls.Server with certificates and roots resolved
 //	          through runtime.Secrets at handshake time
-//	       ──4 HTTP chain: TLS is handshaken here (ALPN decides); plain text
+//	       ──4 HTTP chain: the TCP connection is wrapped by
+//	          http1.NewWaitConn (raw non-blocking syscalls, no sysmon
+//	          wake-ups); TLS is handshaken here (ALPN decides); plain text
 //	          is h2c when the HTTP inspector or the first bytes show the
 //	          HTTP/2 preface. HTTP/1.x → http1.Server.ServeConn on this same
 //	          goroutine (one request at a time, no goroutine per request);

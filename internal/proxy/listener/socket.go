@@ -256,9 +256,15 @@ func (b *bound) dispatch(c net.Conn) {
 			return
 		}
 	}
+	if cs.http != nil {
+		// HTTP connections read and write with raw syscalls, skipping the
+		// runtime's syscall bookkeeping and the sysmon wake-ups it causes
+		// (http1.NewWaitConn); it splices as the *net.TCPConn does.
+		pc.Conn = http1.NewWaitConn(c)
+	}
 	var conn net.Conn = pc
 	if len(pc.head) == 0 {
-		conn = c // nothing peeked: keep the *net.TCPConn (splice, CloseWrite)
+		conn = pc.Conn // nothing peeked: keep the TCP conn itself (splice, CloseWrite)
 	}
 	if cs.tls != nil {
 		conn = tls.Server(conn, cs.tls)
