@@ -2,6 +2,7 @@ package xdsserver
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -248,5 +249,48 @@ func TestSetSnapshotAnswersChangedTypesOnly(t *testing.T) {
 	}
 	if got := (<-ch).GetRequest().GetTypeUrl(); got != resourcev3.EndpointType {
 		t.Errorf("answered %s, want EDS", got)
+	}
+}
+
+// A delta response's version map is the stream's own map, brought up to
+// date in place (no new map per push), and holds exactly what the stream
+// was sent: initial_resource_versions of names it does not subscribe and
+// names gone from the set are dropped.
+func TestDeltaVersionMapInPlace(t *testing.T) {
+	const a, b = "outbound|80||a.default.svc.cluster.local", "outbound|80||b.default.svc.cluster.local"
+	v1, v2 := cacheFixture(t, "127.0.0.1", "127.0.0.2"), cacheFixture(t, "127.0.0.9", "127.0.0.2")
+	eds := func(s *nodeSnapshot) *resourceSet { return s.set(resourcev3.EndpointType) }
+	versions := func(rs *resourceSet, names ...string) map[string]string {
+		out := map[string]string{}
+		for _, n := range names {
+			out[n] = rs.byName[n].version
+		}
+		return out
+	}
+	sub := streamv3.NewDeltaSubscription([]string{a, b}, nil, map[string]string{a: "stale", "gone": "1"}, false)
+	req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType}
+	first := deltaResponse(req, &sub, eds(v1))
+	mapID := func(m map[string]string) uintptr { return uintptr(reflect.ValueOf(m).UnsafePointer()) }
+	if mapID(first.GetNextVersionMap()) != mapID(sub.ReturnedResources()) {
+		t.Errorf("first response: a new version map, want the subscription's own")
+	}
+	if diff := cmp.Diff(versions(eds(v1), a, b), first.GetNextVersionMap()); diff != "" {
+		t.Errorf("version map after the first response (-want +got):\n%s", diff)
+	}
+	sub.SetReturnedResources(first.GetNextVersionMap())
+	req.ResponseNonce = "1"
+	second := deltaResponse(req, &sub, eds(v2))
+	if mapID(second.GetNextVersionMap()) != mapID(first.GetNextVersionMap()) {
+		t.Errorf("second response: a new version map, want the same one updated")
+	}
+	if diff := cmp.Diff(versions(eds(v2), a, b), second.GetNextVersionMap()); diff != "" {
+		t.Errorf("version map after a moved (-want +got):\n%s", diff)
+	}
+	dr, err := second.GetDeltaDiscoveryResponse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dr.GetResources()) != 1 || dr.GetResources()[0].GetName() != a {
+		t.Errorf("second response sent %v, want only %s", dr.GetResources(), a)
 	}
 }

@@ -83,6 +83,44 @@ func TestInflightBoundsAndNeverStalls(t *testing.T) {
 	}
 }
 
+// TestInflightAdmitsInOrder: waiters are admitted in arrival order, as far
+// as a release makes room.
+func TestInflightAdmitsInOrder(t *testing.T) {
+	f := newInflight(100, time.Hour)
+	f.acquire(150)
+	queued := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			f.mu.Lock()
+			got := len(f.waiters)
+			f.mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiters queued, want %d", got, n)
+			}
+			time.Sleep(time.Millisecond) // polling a condition, bounded by the deadline
+		}
+	}
+	first, second := make(chan struct{}), make(chan struct{})
+	go func() { f.acquire(60); close(first) }()
+	queued(1)
+	go func() { f.acquire(60); close(second) }()
+	queued(2)
+	f.release(100) // 50 in flight: room for the first only
+	<-first
+	if n := f.inFlight(); n != 110 {
+		t.Errorf("in flight %d, want 110", n)
+	}
+	queued(1)
+	f.release(110)
+	<-second
+	if n := f.inFlight(); n != 60 {
+		t.Errorf("in flight %d, want 60", n)
+	}
+}
+
 // FuzzCodecUnmarshal: arbitrary bytes never panic the decoder.
 func FuzzCodecUnmarshal(f *testing.F) {
 	f.Add([]byte{0x0a, 0x02, 'v', '1'})

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
@@ -20,11 +21,17 @@ type resource struct {
 	any     *anypb.Any // what goes on the wire
 	digest  digest
 	version string // delta xDS resource version: hex of the digest's head
+	// item is the resource as a delta response carries it, shared by every
+	// delta response as any is (a response to 1000 streams held 1000
+	// copies of each: 128 KB per stream for 1000 clusters; issue 5).
+	item *discoveryv3.Resource
 }
 
 func newResource(typeURL, name string, m proto.Message, encoded []byte, d digest) *resource {
-	return &resource{name: name, msg: m, any: &anypb.Any{TypeUrl: typeURL, Value: encoded},
+	r := &resource{name: name, msg: m, any: &anypb.Any{TypeUrl: typeURL, Value: encoded},
 		digest: d, version: hex.EncodeToString(d[:8])}
+	r.item = &discoveryv3.Resource{Name: r.name, Version: r.version, Resource: r.any}
+	return r
 }
 
 // resourceSet is one xDS type's resources as one node is sent them.
