@@ -43,8 +43,9 @@ func runMemory(ctx context.Context, e *env, rep *report.Report) {
 		report.Column{Key: "idle_client", Header: "client idle", Digits: 1},
 		report.Column{Key: "idle_client_anon", Header: "anon", Digits: 1}, report.Column{Key: "idle_client_file", Header: "file", Digits: 1},
 		report.Column{Key: "load_client", Header: "client at 1000 rps", Digits: 1}, report.Column{Key: "load_client_anon", Header: "anon", Digits: 1},
-		report.Column{Key: "idle_server", Header: "server idle", Digits: 1}, report.Column{Key: "load_server", Header: "server at 1000 rps", Digits: 1})
-	tbl.Note("RSS is VmRSS (what the targets check); anon and file split it (RssAnon, RssFile from /proc/PID/status): file is mostly the binary's own pages. Idle: median of %d readings 1 s apart once RSS settled; at 1000 rps: the peak of readings every 250 ms.", idleSamples(e.quick))
+		report.Column{Key: "idle_server", Header: "server idle", Digits: 1}, report.Column{Key: "load_server", Header: "server at 1000 rps", Digits: 1},
+		report.Column{Key: "cpu_client", Header: "client vCPU/krps", Digits: 3})
+	tbl.Note("RSS is VmRSS (what the targets check); anon and file split it (RssAnon, RssFile from /proc/PID/status): file is mostly the binary's own pages. Idle: median of %d readings 1 s apart once RSS settled; at 1000 rps: the peak of readings every 250 ms. vCPU/krps: the client sidecar's CPU over the load run, so that memory settings can be weighed against it.", idleSamples(e.quick))
 	services, epRun := memorySizes(e.quick)
 	type point struct{ services, endpoints int }
 	points := []point{}
@@ -161,13 +162,14 @@ func memoryPoint(ctx context.Context, e *env, services, endpoints int) (map[stri
 		v["heap_profile"] = 1
 	}
 	l := fortio.Load{Target: t.url(meshcfg.PortHTTP), Host: t.host, QPS: 1000, Connections: 16, Duration: e.loadDur, PayloadSize: 1024}
-	_, u, err := measured(ctx, e, t, name, l)
+	res, u, err := measured(ctx, e, t, name, l)
 	if err != nil {
 		return nil, memStat{}, err
 	}
 	if len(u) == 2 && u[0].OK && u[1].OK {
 		v["load_client"], v["load_server"] = float64(u[0].PeakRSS)/mb, float64(u[1].PeakRSS)/mb
 		v["load_client_anon"] = float64(u[0].PeakAnon) / mb
+		v["cpu_client"] = perKRPS(u[0].VCPU, res.ActualQPS)
 	}
 	return v, clientIdle, nil
 }

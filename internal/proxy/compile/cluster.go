@@ -233,13 +233,18 @@ func parseEndpoints(prefix string, cla *endpointv3.ClusterLoadAssignment, ipOnly
 }
 
 // sidecarMatch is the SocketMatch of every endpoint with a sidecar under
-// Istio's auto mTLS: shared, never modified (see runtime.Endpoint).
-var sidecarMatch = map[string]string{"tlsMode": "istio"}
+// Istio's auto mTLS, and noMatch an empty one (Istio's tlsMode-disabled
+// transport socket match): shared, never modified (see runtime.Endpoint).
+var (
+	sidecarMatch = map[string]string{"tlsMode": "istio"}
+	noMatch      = map[string]string{}
+)
 
 // socketMatch converts an endpoint's envoy.transport_socket_match metadata
-// (its string values). Endpoints share the result: prev when it holds the
-// same pairs (the endpoints of one ClusterLoadAssignment mostly do), else
-// sidecarMatch when it is that. A map per endpoint was about 330 bytes of the
+// (its string values) or a cluster's transport_socket_matches match.
+// Results are shared: prev when it holds the same pairs (the endpoints of
+// one ClusterLoadAssignment mostly do), else sidecarMatch or noMatch when
+// it is one of those. A map per endpoint was about 330 bytes of the
 // 780 each endpoint kept (issue 5).
 func socketMatch(fs *structpb.Struct, prev map[string]string) map[string]string {
 	n, same := 0, prev != nil
@@ -257,7 +262,10 @@ func socketMatch(fs *structpb.Struct, prev map[string]string) map[string]string 
 	if same && n == len(prev) {
 		return prev
 	}
-	if n == 1 && fs.GetFields()["tlsMode"].GetStringValue() == sidecarMatch["tlsMode"] {
+	switch {
+	case n == 0:
+		return noMatch
+	case n == 1 && fs.GetFields()["tlsMode"].GetStringValue() == sidecarMatch["tlsMode"]:
 		return sidecarMatch
 	}
 	m := make(map[string]string, n)

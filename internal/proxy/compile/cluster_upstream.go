@@ -374,14 +374,14 @@ func parseSocketMatches(ms []*clusterv3.Cluster_TransportSocketMatch) ([]runtime
 		if err := nonEmpty(path+".name", m.GetName()); err != nil {
 			return nil, err
 		}
-		tm := runtime.TransportSocketMatch{Name: m.GetName(), Match: map[string]string{}}
 		for k, v := range m.GetMatch().GetFields() {
-			sv, ok := v.GetKind().(*structpb.Value_StringValue)
-			if !ok {
+			if _, ok := v.GetKind().(*structpb.Value_StringValue); !ok {
 				return nil, fmt.Errorf("%s.match[%q]: want a string value", path, k)
 			}
-			tm.Match[k] = sv.StringValue
 		}
+		// Shared like endpoints' (cluster.go): Istio's two entries,
+		// tlsMode: istio and {}, are the same maps in every cluster.
+		tm := runtime.TransportSocketMatch{Name: m.GetName(), Match: socketMatch(m.GetMatch(), nil)}
 		tls, err := parseUpstreamSocket(path+".transport_socket", m.GetTransportSocket())
 		if err != nil {
 			return nil, err

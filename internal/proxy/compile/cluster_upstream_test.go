@@ -127,6 +127,16 @@ func TestParseClusterUpstream(t *testing.T) {
 	if diff := cmp.Diff(&Cluster{Runtime: want, EDS: name}, got, cmpRegexp); diff != "" {
 		t.Errorf("ParseCluster (-want +got):\n%s", diff)
 	}
+	// Istio's two matches are the same maps in every cluster (issue 5).
+	again, err := ParseCluster(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range again.Runtime.TLSMatches {
+		if !sameMap(got.Runtime.TLSMatches[i].Match, again.Runtime.TLSMatches[i].Match) {
+			t.Errorf("transport_socket_matches[%d]: two parses made separate Match maps", i)
+		}
+	}
 }
 
 func TestParseClusterUpstreamRejects(t *testing.T) {

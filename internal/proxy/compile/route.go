@@ -3,6 +3,7 @@ package compile
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -46,8 +47,9 @@ func parseRouteConfiguration(prefix string, rc *routev3.RouteConfiguration) (*ru
 	case rc.GetVhostHeader() != "":
 		return nil, fmt.Errorf("%svhost_header: unsupported", prefix)
 	}
-	rt := &runtime.RouteTable{Name: rc.GetName()}
+	rt := &runtime.RouteTable{Name: rc.GetName(), VirtualHosts: make([]*runtime.VirtualHost, 0, len(rc.GetVirtualHosts()))}
 	seen := map[string]bool{}
+	var retries retryPolicies
 	for i, vh := range rc.GetVirtualHosts() {
 		path := fmt.Sprintf("%svirtual_hosts[%d]", prefix, i)
 		v, err := parseVirtualHost(path, vh)
@@ -60,9 +62,37 @@ func parseRouteConfiguration(prefix string, rc *routev3.RouteConfiguration) (*ru
 			}
 			seen[strings.ToLower(d)] = true
 		}
+		for _, r := range v.Routes {
+			if r.Forward != nil && r.Forward.Retry != nil {
+				r.Forward.Retry = retries.share(r.Forward.Retry)
+			}
+		}
 		rt.VirtualHosts = append(rt.VirtualHosts, v)
 	}
 	return rt, nil
+}
+
+// retryPolicies shares equal retry policies among a table's routes: Istio
+// gives every route of a sidecar's outbound tables the same default policy,
+// about 280 bytes each when parsed, and the request path compiles each
+// distinct policy once per table (issue 5: KB per cluster).
+type retryPolicies struct{ distinct []*runtime.RetryPolicy }
+
+// maxDistinctRetries bounds the comparisons per route.
+const maxDistinctRetries = 8
+
+// share returns the first policy equal to p, or p (remembered while there
+// are few distinct ones).
+func (rs *retryPolicies) share(p *runtime.RetryPolicy) *runtime.RetryPolicy {
+	for _, q := range rs.distinct {
+		if reflect.DeepEqual(p, q) {
+			return q
+		}
+	}
+	if len(rs.distinct) < maxDistinctRetries {
+		rs.distinct = append(rs.distinct, p)
+	}
+	return p
 }
 
 func parseVirtualHost(path string, vh *routev3.VirtualHost) (*runtime.VirtualHost, error) {

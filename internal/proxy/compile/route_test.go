@@ -436,3 +436,35 @@ func FuzzSubstitutionTemplate(f *testing.F) {
 		}
 	})
 }
+
+// TestParseRouteConfigurationSharesRetries checks that routes with equal
+// retry policies share one parsed policy, and only those (issue 5).
+func TestParseRouteConfigurationSharesRetries(t *testing.T) {
+	route := func(on string) *routev3.Route {
+		return &routev3.Route{
+			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"},
+				RetryPolicy:      &routev3.RetryPolicy{RetryOn: on, NumRetries: wrapperspb.UInt32(2), RetriableStatusCodes: []uint32{503}},
+			}},
+		}
+	}
+	rc := &routev3.RouteConfiguration{Name: "r", VirtualHosts: []*routev3.VirtualHost{
+		{Name: "a", Domains: []string{"a"}, Routes: []*routev3.Route{route("connect-failure,5xx")}},
+		{Name: "b", Domains: []string{"b"}, Routes: []*routev3.Route{route("connect-failure,5xx"), route("5xx")}},
+	}}
+	rt, err := ParseRouteConfiguration(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := rt.VirtualHosts[0].Routes[0].Forward.Retry, rt.VirtualHosts[1].Routes[0].Forward.Retry, rt.VirtualHosts[1].Routes[1].Forward.Retry
+	if a != b {
+		t.Error("equal retry policies of two routes are separate")
+	}
+	if a == c {
+		t.Error("different retry policies are shared")
+	}
+	if diff := cmp.Diff(&runtime.RetryPolicy{Attempts: 2, RetryOn: []string{"5xx"}, StatusCodes: []uint32{503}}, c); diff != "" {
+		t.Errorf("third route's policy (-want +got):\n%s", diff)
+	}
+}

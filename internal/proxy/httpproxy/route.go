@@ -31,7 +31,10 @@ type destination struct {
 	respHdr mutation
 }
 
-func compileRoute(r *runtime.Route, clusters map[string]*upstream) *route {
+// compileRoute compiles r. retries holds the retry policies compiled for
+// the table so far: routes share parsed policies (compile), and so share
+// the compiled ones.
+func compileRoute(r *runtime.Route, clusters map[string]*upstream, retries map[*runtime.RetryPolicy]*retryPolicy) *route {
 	c := &route{
 		rt:      r,
 		match:   compileMatch(r.Match),
@@ -40,7 +43,13 @@ func compileRoute(r *runtime.Route, clusters map[string]*upstream) *route {
 	}
 	if f := r.Forward; f != nil {
 		c.timeout = f.Timeout
-		c.retry = compileRetry(f.Retry)
+		rp, ok := retries[f.Retry]
+		if !ok {
+			rp = compileRetry(f.Retry)
+			retries[f.Retry] = rp
+		}
+		c.retry = rp
+		c.clusters = make([]destination, 0, len(f.Clusters))
 		for _, wc := range f.Clusters {
 			w := uint64(wc.Weight)
 			if len(f.Clusters) == 1 && w == 0 {

@@ -189,7 +189,7 @@ type ForwardAction struct {
 	Timeout       time.Duration     // 0: no timeout (Envoy's default of 15s is not applied; Istio disables it)
 	PrefixRewrite string            // replaces the matched prefix (or the whole path of an exact match) when non-empty
 	HostRewrite   string            // replaces :authority when non-empty
-	Retry         *RetryPolicy      // nil: no retries
+	Retry         *RetryPolicy      // nil: no retries; routes share equal policies (read only)
 	// RegexRewrite rewrites the path (the query is kept) when non-nil;
 	// at most one of PrefixRewrite and RegexRewrite is set.
 	RegexRewrite *RegexRewrite

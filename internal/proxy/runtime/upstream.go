@@ -128,7 +128,8 @@ type UpstreamTLS struct {
 
 // TransportSocketMatch is one entry of transport_socket_matches: endpoints
 // whose SocketMatch metadata holds every pair of Match use TLS (nil TLS:
-// plain text, raw_buffer). An empty Match matches every endpoint.
+// plain text, raw_buffer). An empty Match matches every endpoint. Clusters
+// share Match maps: they MUST NOT be modified.
 type TransportSocketMatch struct {
 	Name  string
 	Match map[string]string

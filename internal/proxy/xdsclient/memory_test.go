@@ -6,11 +6,17 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/trellis-mesh/trellis/internal/proxy/compile"
 	"github.com/trellis-mesh/trellis/internal/proxy/httpproxy"
@@ -80,6 +86,7 @@ func fillState(tb testing.TB, clusters, perCluster int) (*state, *proxyruntime.C
 		name := fmt.Sprintf("outbound|9080||svc-%04d.load.svc.cluster.local", i)
 		c := edsCluster()
 		c.Name, c.EdsClusterConfig.ServiceName = name, name
+		c.TransportSocketMatches = autoMTLS(tb, "outbound_.9080_._."+name)
 		cds = append(cds, c)
 		ips := make([]string, perCluster)
 		for e := range ips {
@@ -98,8 +105,15 @@ func fillState(tb testing.TB, clusters, perCluster int) (*state, *proxyruntime.C
 		rt.VirtualHosts = append(rt.VirtualHosts, &routev3.VirtualHost{
 			Name: host + ":9080", Domains: []string{host, host + ":9080"},
 			Routes: []*routev3.Route{{
-				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-				Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name}}},
+				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
+					RetryPolicy: &routev3.RetryPolicy{ // Istio's default
+						RetryOn: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", NumRetries: wrapperspb.UInt32(2),
+						RetryHostPredicate:            []*routev3.RetryPolicy_RetryHostPredicate{previousHosts(tb)},
+						HostSelectionRetryMaxAttempts: 5, RetriableStatusCodes: []uint32{503},
+					},
+				}},
 			}},
 		})
 	}
@@ -118,4 +132,38 @@ func fillState(tb testing.TB, clusters, perCluster int) (*state, *proxyruntime.C
 		tb.Fatalf("built %v, want %d clusters", cfg, clusters)
 	}
 	return s, cfg
+}
+
+// autoMTLS are the transport_socket_matches trellisd gives a mesh cluster
+// (Istio's auto mTLS): TLS with the SVID for endpoints with tlsMode istio,
+// plain text for the rest.
+func autoMTLS(tb testing.TB, sni string) []*clusterv3.Cluster_TransportSocketMatch {
+	tb.Helper()
+	tlsCtx, err := anypb.New(&tlsv3.UpstreamTlsContext{Sni: sni, CommonTlsContext: &tlsv3.CommonTlsContext{
+		AlpnProtocols:                  []string{"istio-peer-exchange", "istio"},
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: "default"}},
+		ValidationContextType:          &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: "ROOTCA"}},
+	}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	raw, err := anypb.New(&rawbufferv3.RawBuffer{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return []*clusterv3.Cluster_TransportSocketMatch{
+		{Name: "tlsMode-istio", Match: &structpb.Struct{Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}},
+			TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tlsCtx}}},
+		{Name: "tlsMode-disabled", Match: &structpb.Struct{},
+			TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: raw}}},
+	}
+}
+
+func previousHosts(tb testing.TB) *routev3.RetryPolicy_RetryHostPredicate {
+	tb.Helper()
+	a, err := anypb.New(&previoushostsv3.PreviousHostsPredicate{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &routev3.RetryPolicy_RetryHostPredicate{Name: "envoy.retry_host_predicates.previous_hosts", ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: a}}
 }
