@@ -25,6 +25,12 @@
 // list bounds), so a malformed resource is still NACKed; trellisd validates
 // every resource it sends. TestParseRejectsWhatValidateRejects pins this.
 //
+// Parsed values that repeat across a sidecar's config are shared rather
+// than copied (issue 5: KB per cluster and per endpoint): transport socket
+// match maps (every mesh endpoint and cluster carries Istio's tlsMode ones)
+// and a route table's equal retry policies. Shared values MUST NOT be
+// modified; nothing downstream of Build does.
+//
 // Compile runs 2 and 3 over a whole Input. The xDS client runs 1 and 2 as
 // each response arrives (a failure NACKs that response) and 3 when the set
 // is warm.

@@ -22,7 +22,11 @@
 // resource versions, SotW accepted versions, RDS/EDS subscriptions) lives for
 // the whole of Run, so a reconnect resumes rather than starts over. Decoded
 // protos are dropped once parsed: only the parsed form feeds Build, and
-// keeping both doubled the memory per cluster and endpoint (issue 5). A state-of-the-world server
-// answers a NACK by resending the same resources; repeated identical NACKs
-// are therefore sent with a growing delay.
+// keeping both doubled the memory per cluster and endpoint (issue 5). A
+// state-of-the-world server answers a NACK by resending the same resources;
+// repeated identical NACKs are therefore sent with a growing delay.
+//
+// The stream has a codec and buffer pool of its own (codec.go): gRPC's
+// defaults would park about twice the largest response in a process-wide
+// pool that an idle proxy never drains.
 package xdsclient
