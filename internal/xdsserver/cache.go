@@ -378,7 +378,9 @@ func deltaResponse(req *cachev3.DeltaRequest, sub cachev3.Subscription, rs *reso
 	slices.Sort(removed)
 	items := make([]*discoveryv3.Resource, len(out))
 	next := returned
-	if next == nil {
+	if len(next) == 0 {
+		// A first response: sized once rather than grown to a thousand
+		// entries in steps, each step garbage.
 		next = make(map[string]string, len(out))
 	}
 	for i, r := range out {

@@ -91,7 +91,9 @@ func (s *Server) first(k streamKey, n *corev3.Node) {
 		return
 	}
 	if nd, fresh := s.attach(k, n); fresh {
+		s.firstSlots <- struct{}{}
 		s.compute(nd)
+		<-s.firstSlots
 	}
 }
 

@@ -8,7 +8,7 @@
 //	                                      │ 2 kick (one slot: bursts coalesce)
 //	                                      ▼
 //	  1 first request of a new node ──▶ compute(node) ◀── push loop: every node,
-//	                                      │                one worker per CPU
+//	    (one per CPU at a time)           │                one worker per CPU
 //	                                      │ 2b only endpoints changed since the node's last
 //	                                      │   snapshot, none of a host it was sent, nor its
 //	                                      │   own workload? skip it (change.go)
@@ -39,7 +39,8 @@
 //	                                      ▼
 //	  proxy ◀── response ── callbacks: 8 sent version, nonce, pilot_xds_pushes;
 //	                        large responses encoded in their own buffers, at
-//	                        most 64 MiB in flight to slow readers (codec.go)
+//	                        most 64 MiB in flight to slow readers, admitted in
+//	                        order while readers make progress (codec.go)
 //	  proxy ── ACK/NACK ──▶ callbacks: 9 acked version, NACK reason, pilot_total_xds_rejects;
 //	                        request names replaced by the node's sets' copies (intern)
 //	                                      │
@@ -61,7 +62,13 @@
 // Per node the server keeps pointers only: its last snapshot is four
 // shared sets of shared, pre-encoded resources. The go-control-plane server
 // keeps, per stream, the names and versions it sent of EDS and RDS (state
-// of the world) or of every type (delta).
+// of the world) or of every type (delta), and the names subscribed. Those
+// maps are the floor of trellisd's memory per proxy: about 67 bytes per
+// resource per stream, 0.2 MB live per delta sidecar of 1000 services.
+// Delta responses update the stream's version map in place (a delta stream
+// sends every response it is given); state-of-the-world responses build a
+// new one, since go-control-plane drops a pending response when the next
+// request of its type arrives and the stream must keep what it was sent.
 //
 // A node exists from its first request until its last stream closes, when
 // its snapshot is cleared from the cache. Each node's computations are

@@ -66,6 +66,13 @@ type Server struct {
 	cancel context.CancelFunc
 	kick   chan struct{} // capacity 1: a pending "recompute everything"
 	shared *interner     // identical resources, shared between proxies
+	// firstSlots bounds the first computations of new nodes, which run on
+	// their streams' goroutines, to one per CPU, as pushAll's workers:
+	// 1000 proxies connecting at once translated 1000 nodes at once, each
+	// building its own cluster map (issue 5: ~300 MB of trellisd's heap
+	// at the initial-sync peak, 0.3 MB per proxy of RSS after it), no
+	// sooner than one at a time per CPU would.
+	firstSlots chan struct{}
 
 	// incremental: Translate is the built-in translator, whose inputs
 	// change.go knows, so nodes an endpoint-only change cannot affect are
@@ -122,6 +129,7 @@ func New(opts Options) (*Server, error) {
 		log:         log,
 		metrics:     m,
 		kick:        make(chan struct{}, 1),
+		firstSlots:  make(chan struct{}, runtime.GOMAXPROCS(0)),
 		shared:      newInterner(),
 		nodes:       make(map[string]*node),
 		streams:     make(map[streamKey]*stream),

@@ -96,6 +96,9 @@ func runControlPlane(ctx context.Context, e *env, rep *report.Report) {
 	tbl.Note("Sidecar scoping: each proxy's Sidecar imports %d services, so an edit affects about %d proxies", size.window, l.Proxies*size.window/l.Services)
 	counter := 0
 	only := cpSetups(os.Getenv("BENCH_CP_SETUPS"))
+	if f := os.Getenv("BENCH_CP_TRELLISD_FLAGS"); f != "" {
+		tbl.Note("trellisd ran with BENCH_CP_TRELLISD_FLAGS: %s", f)
+	}
 	for _, scoped := range []bool{false, true} {
 		for _, delta := range []bool{false, true} {
 			if ctx.Err() != nil {
@@ -137,9 +140,11 @@ func cpSetup(ctx context.Context, e *env, tbl *report.Table, size cpSize, scoped
 	}
 	xds := hostPort(trellisdLoadAddr, 15010)
 	pprofAddr := hostPort(trellisdLoadAddr, 15016)
-	d, err := proc.Start(proc.Spec{Name: "trellisd", Path: e.trellisd, LogDir: dir, Args: []string{
+	// BENCH_CP_TRELLISD_FLAGS: more trellisd flags, e.g. a GC policy
+	// (--gc-percent=50 --memory-limit=1GiB) to compare.
+	d, err := proc.Start(proc.Spec{Name: "trellisd", Path: e.trellisd, LogDir: dir, Args: append([]string{
 		"--config-dir", cfg, "--data-dir", filepath.Join(dir, "data"), "--xds-addr", xds, "--monitoring-addr", hostPort(trellisdLoadAddr, 15014),
-		"--pprof-addr", pprofAddr}})
+		"--pprof-addr", pprofAddr}, strings.Fields(os.Getenv("BENCH_CP_TRELLISD_FLAGS"))...)})
 	if err != nil {
 		skip(err.Error())
 		return
