@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -307,10 +308,10 @@ func sotwResponse(req *cachev3.Request, sub cachev3.Subscription, rs *resourceSe
 		if full {
 			out = all // the client drops what a full-state response omits
 		}
-		next = make(map[string]string, len(all))
-		for _, r := range all {
-			next[r.name] = r.version
-		}
+		next = returnedAfter(returned, out, len(all), func(name string) bool {
+			_, ok := subscribed[name]
+			return rs.byName[name] != nil && (ok || sub.IsWildcard())
+		})
 	}
 	anys := make([]*anypb.Any, len(out))
 	for i, r := range out {
@@ -321,6 +322,30 @@ func sotwResponse(req *cachev3.Request, sub cachev3.Subscription, rs *resourceSe
 		DiscoveryResponse: &discoveryv3.DiscoveryResponse{VersionInfo: rs.version, Resources: anys, TypeUrl: req.GetTypeUrl()},
 		ReturnedResources: next,
 	}
+}
+
+// returnedAfter is what a state-of-the-world stream has been sent once it
+// is sent out: returned updated with out, holding n names, those keep
+// says. It is a new map: go-control-plane drops a response not yet sent
+// when the next request of its type arrives, and the stream then still has
+// returned. Cloning copies the table whole, cheaper than n inserts (an
+// endpoint change rebuilt 1000 streams' maps of 1000 entries).
+func returnedAfter(returned map[string]string, out []*resource, n int, keep func(string) bool) map[string]string {
+	next := maps.Clone(returned)
+	if next == nil {
+		next = make(map[string]string, n)
+	}
+	for _, r := range out {
+		next[r.name] = r.version
+	}
+	if len(next) != n {
+		for name := range next {
+			if !keep(name) {
+				delete(next, name)
+			}
+		}
+	}
+	return next
 }
 
 // deltaResponse is the delta response to req from rs, or nil when there is

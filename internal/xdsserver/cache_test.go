@@ -2,6 +2,7 @@ package xdsserver
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -292,5 +293,31 @@ func TestDeltaVersionMapInPlace(t *testing.T) {
 	}
 	if len(dr.GetResources()) != 1 || dr.GetResources()[0].GetName() != a {
 		t.Errorf("second response sent %v, want only %s", dr.GetResources(), a)
+	}
+}
+
+// returnedAfter: the names kept at their sent versions, in a new map.
+func TestReturnedAfter(t *testing.T) {
+	keepAB := func(name string) bool { return name == "a" || name == "b" }
+	for _, tc := range []struct {
+		name     string
+		returned map[string]string
+		out      []*resource
+		want     map[string]string
+	}{
+		{"first", nil, []*resource{{name: "a", version: "2"}, {name: "b", version: "1"}}, map[string]string{"a": "2", "b": "1"}},
+		{"update", map[string]string{"a": "1", "b": "1"}, []*resource{{name: "a", version: "2"}}, map[string]string{"a": "2", "b": "1"}},
+		{"drop unkept", map[string]string{"a": "1", "b": "1", "gone": "1"}, nil, map[string]string{"a": "1", "b": "1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := maps.Clone(tc.returned)
+			got := returnedAfter(tc.returned, tc.out, 2, keepAB)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("returnedAfter (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(before, tc.returned); diff != "" {
+				t.Errorf("returned was modified (-before +after):\n%s", diff)
+			}
+		})
 	}
 }
