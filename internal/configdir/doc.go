@@ -5,6 +5,8 @@
 //	fsnotify events ──1 debounce (25 ms, at most 500 ms)──▶ 2a read only the files
 //	                                                          the events named
 //	safety rescan (every 2 s), watch errors ──▶ 2b Rescan: list dir, read each file
+//	                                           (the 2 s rescan reads only files whose
+//	                                           size or mtime changed; every 15th reads all)
 //	                                                      │
 //	                                                      ▼
 //	        2 skip files whose content is unchanged (sha256)

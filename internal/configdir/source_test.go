@@ -329,3 +329,43 @@ func TestRereadNamedFiles(t *testing.T) {
 		t.Errorf("after rescan: set (-want +got):\n%s", diff)
 	}
 }
+
+// TestPeriodicRescanTrustsStamps: the periodic rescan reads only files
+// whose size or mtime changed; a full Rescan reads them all.
+func TestPeriodicRescanTrustsStamps(t *testing.T) {
+	dir := t.TempDir()
+	src := New(dir, nil)
+	writeFile(t, dir, "a.yaml", workloadEntry("a", "127.0.0.1"))
+	writeFile(t, dir, "b.yaml", workloadEntry("b", "127.0.0.2"))
+	src.Rescan()
+	path := filepath.Join(dir, "a.yaml")
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same size, mtime put back: a stamp-trusting rescan cannot see it.
+	writeFile(t, dir, "a.yaml", workloadEntry("a", "127.0.0.9"))
+	if err := os.Chtimes(path, info.ModTime(), info.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	// Another file grows: its stamp changed, so it is read.
+	writeFile(t, dir, "b.yaml", workloadEntry("b", "127.0.0.22"))
+	src.rescan(true)
+	want := map[string]string{"a": "127.0.0.1", "b": "127.0.0.22"}
+	if diff := cmp.Diff(want, addresses(src.Current().Set)); diff != "" {
+		t.Errorf("after a stamp-trusting rescan (-want +got):\n%s", diff)
+	}
+	src.Rescan()
+	want["a"] = "127.0.0.9"
+	if diff := cmp.Diff(want, addresses(src.Current().Set)); diff != "" {
+		t.Errorf("after a full rescan (-want +got):\n%s", diff)
+	}
+	// A removed file is noticed without reading anything.
+	if err := os.Remove(filepath.Join(dir, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	src.rescan(true)
+	if diff := cmp.Diff(map[string]string{"a": "127.0.0.9"}, addresses(src.Current().Set)); diff != "" {
+		t.Errorf("after removing b.yaml (-want +got):\n%s", diff)
+	}
+}
