@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,6 +28,8 @@ func TestParseFlags(t *testing.T) {
 		{"bad address", []string{"--workload", "a/b", "--address", "nope"}, "--address", ""},
 		{"bad port", []string{"--workload", "a/b", "--admin-port", "70000"}, "not a port", ""},
 		{"stray argument", []string{"--workload", "a/b", "extra"}, "unexpected", ""},
+		{"gc percent", []string{"--workload", "a/b", "--gc-percent", "100"}, "", "sidecar~~b.a~a.svc.cluster.local"},
+		{"gc percent not a number", []string{"--workload", "a/b", "--gc-percent", "half"}, "gc-percent", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,6 +45,13 @@ func TestParseFlags(t *testing.T) {
 			}
 			if got := nodeID(f); got != tt.wantID {
 				t.Errorf("nodeID = %q, want %q", got, tt.wantID)
+			}
+			wantPct := defaultGCPercent
+			if slices.Contains(tt.args, "--gc-percent") {
+				wantPct = 100
+			}
+			if f.gcPercent != wantPct {
+				t.Errorf("gcPercent = %d, want %d", f.gcPercent, wantPct)
 			}
 		})
 	}
