@@ -9,10 +9,10 @@ TESTFLAGS ?=
 
 all: build
 
-## build: compile trellisd, trellis-proxy and trellis into bin/
+## build: compile trellisd, trellis-proxy and trellis into bin/ (static: no libc pages in every sidecar's memory)
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -tags grpcnotrace -o $(BIN)/ ./cmd/trellisd ./cmd/trellis-proxy ./cmd/trellis
+	CGO_ENABLED=0 $(GO) build -tags grpcnotrace -o $(BIN)/ ./cmd/trellisd ./cmd/trellis-proxy ./cmd/trellis
 
 ## demo: run the local Bookinfo mesh (Ctrl-C stops everything)
 demo: build

@@ -217,9 +217,11 @@ func (e *env) buildTrellis(ctx context.Context, binDir string) {
 	}
 	out := filepath.Join(e.runDir, "bin")
 	for _, name := range []string{"trellisd", "trellis-proxy"} {
-		// -tags grpcnotrace: see the package doc of cmd/trellis-proxy.
+		// As make build: -tags grpcnotrace (see the package doc of
+		// cmd/trellis-proxy) and CGO_ENABLED=0 (no libc mapped).
 		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "grpcnotrace", "-o", filepath.Join(out, name), "./cmd/"+name)
 		cmd.Dir = e.root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			e.missing[name] = name + " build failed: " + firstLines(string(msg), 2)
 			e.log.Warn("build failed; scenarios that need it will be skipped", "binary", name, "err", err, "output", string(msg))
