@@ -96,13 +96,9 @@ func runHTTPKinds(ctx context.Context, e *env, tbl *report.Table, scenario strin
 			}
 			l := load(c)
 			l.Target, l.Host = t.url(meshcfg.PortHTTP), t.host
-			var stopProf func()
-			if profile && kind == "trellis" && c == conns[0] {
-				stopProf = profileProxy(ctx, e, t, tbl)
-			}
 			res, u, rerr := measured(ctx, e, t, fmt.Sprintf("%s-c%d", name, c), l)
-			if stopProf != nil {
-				stopProf()
+			if rerr == nil && profile && kind == "trellis" && c == conns[0] {
+				profiledRun(ctx, e, t, tbl, fmt.Sprintf("%s-c%d-profiled", name, c), l)
 			}
 			if rerr != nil {
 				tbl.Skip(label, rerr.Error())
@@ -147,11 +143,24 @@ func addUsage(v map[string]float64, u []usage, qps float64) {
 	}
 }
 
-// profileProxy fetches a CPU profile of the client sidecar for the measured
-// run (started after the warm-up) and a heap/allocs profile at the end. It
-// returns a function that waits for the fetch; failures become table notes.
-func profileProxy(ctx context.Context, e *env, t *topo, tbl *report.Table) func() {
-	secs := max(int((e.warmDur+e.loadDur).Seconds())-1, 1)
+// profiledRun runs l once more, unmeasured, while profileProxy samples the
+// client sidecar: SIGPROF sampling costs the profiled process CPU and tail
+// latency (HAProxy and nginx run unprofiled), so profiles never come from the
+// run whose numbers the table shows (issue 5).
+func profiledRun(ctx context.Context, e *env, t *topo, tbl *report.Table, name string, l fortio.Load) {
+	stop := profileProxy(ctx, e, t, tbl, l.Duration, l.Connections)
+	_, err := fortio.Run(ctx, e.fortio, e.dir("fortio"), name, l)
+	stop()
+	if err != nil {
+		tbl.Note("profiled run %s: %v", name, err)
+	}
+}
+
+// profileProxy fetches a CPU profile of the client sidecar over the next d (a
+// run of conns connections) and a heap/allocs profile at the end. It returns a
+// function that waits for the fetch; failures become table notes.
+func profileProxy(ctx context.Context, e *env, t *topo, tbl *report.Table, d time.Duration, conns int) func() {
+	secs := max(int(d.Seconds())-1, 1)
 	base := e.stamp
 	if e.quick {
 		base += "-quick"
@@ -185,7 +194,7 @@ func profileProxy(ctx context.Context, e *env, t *topo, tbl *report.Table) func(
 			tbl.Note("proxy profiles: not saved: trellis-proxy admin %s/debug/pprof: cpu: %v; allocs: %v (the proxy should serve net/http/pprof on its admin port)", t.admin, cpuErr, allocErr)
 			return
 		}
-		tbl.Note("proxy profiles (client sidecar, c=16 run): bench/results/%s-proxy-cpu.prof, %s-proxy-allocs.prof", base, base)
+		tbl.Note("proxy profiles (client sidecar, from an extra unmeasured c=%d run after the measured ones, so sampling does not touch the numbers above): bench/results/%s-proxy-cpu.prof, %s-proxy-allocs.prof", conns, base, base)
 	}
 }
 

@@ -8,6 +8,7 @@
 //	2 latency: fortio → hop → hop → fortio server at 1000 rps, 16 and 4
 //	  connections, for no mesh, Trellis, HAProxy and nginx; CPU and RSS of
 //	  every proxy process from /proc; CPU/heap profiles of the client sidecar
+//	  from an extra run that is not measured
 //	3 saturation: one proxy pinned to one core at maximum rate, against
 //	  HAProxy nbthread 1 on the same core
 //	4 gRPC unary and multiplexed streams through two hops; TCP MB/s through
