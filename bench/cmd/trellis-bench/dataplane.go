@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,11 +22,21 @@ import (
 // kinds are the two-hop topologies compared side by side. With mTLS on (the
 // default), "trellis", "haproxy" and "nginx" speak mutual TLS between their
 // hops; plain adds "trellis plaintext" and "haproxy plaintext" rows.
+//
+// BENCH_KINDS (comma-separated, e.g. "trellis,haproxy") keeps only those
+// kinds, for iterating on one proxy; "no mesh" always runs, as the baseline
+// of added latency.
 func (e *env) kinds(plain bool) []string {
-	if !e.mtls || !plain {
-		return []string{"no mesh", "trellis", "haproxy", "nginx"}
+	all := []string{"no mesh", "trellis", "haproxy", "nginx"}
+	if e.mtls && plain {
+		all = []string{"no mesh", "trellis", "trellis plaintext", "haproxy", "haproxy plaintext", "nginx"}
 	}
-	return []string{"no mesh", "trellis", "trellis plaintext", "haproxy", "haproxy plaintext", "nginx"}
+	only := os.Getenv("BENCH_KINDS")
+	if only == "" {
+		return all
+	}
+	keep := strings.Split(only, ",")
+	return slices.DeleteFunc(all, func(k string) bool { return k != "no mesh" && !slices.Contains(keep, k) })
 }
 
 // startKind starts the two-hop topology of kind.
