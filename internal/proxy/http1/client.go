@@ -279,12 +279,15 @@ func (hp *hostPool) put(cc *clientConn) {
 		return
 	}
 	hp.idle = append(hp.idle, cc)
-	hp.mu.Unlock()
+	// Arm the timer before unlocking: once cc is in idle, get may take it
+	// and stop the timer (a race if armed after). A timer that fires
+	// meanwhile waits for mu in idleExpired.
 	if cc.idleTimer == nil {
 		cc.idleTimer = time.AfterFunc(hp.c.opts.IdleTimeout, cc.idleExpired)
 	} else {
 		cc.idleTimer.Reset(hp.c.opts.IdleTimeout)
 	}
+	hp.mu.Unlock()
 }
 
 // remove takes cc out of the idle list; false if it was not idle.
