@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/trellis-mesh/trellis/internal/protocodec"
 )
 
 // codec is the ADS server's protobuf codec. gRPC's own encodes every
@@ -26,12 +28,15 @@ import (
 // 1000 simultaneous initial syncs (or a route table sent to every proxy)
 // never hold more than about the limit. Waiting is bounded (maxWait): a
 // client that stops reading cannot stall the others beyond that.
-type codec struct{ inflight *inflight }
+//
+// Decoding and the codec's name ("proto") are protocodec's, which the
+// proxy's ADS client uses for both directions.
+type codec struct {
+	protocodec.Plain
+	inflight *inflight
+}
 
 var _ encoding.CodecV2 = codec{}
-
-// Name is "proto": it replaces the default codec for the server.
-func (codec) Name() string { return "proto" }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(proto.Message)
@@ -57,23 +62,6 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 		return nil, fmt.Errorf("xdsserver: codec: marshal: %w", err)
 	}
 	return mem.BufferSlice{mem.NewBuffer(&b, c.inflight)}, nil
-}
-
-func (codec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(proto.Message)
-	if !ok {
-		return fmt.Errorf("xdsserver: codec: unmarshal: %T is not a proto.Message", v)
-	}
-	var b []byte
-	if len(data) == 1 {
-		b = data[0].ReadOnlyData() // proto.Unmarshal copies what it keeps
-	} else {
-		b = data.Materialize()
-	}
-	if err := proto.Unmarshal(b, m); err != nil {
-		return fmt.Errorf("xdsserver: codec: unmarshal: %w", err)
-	}
-	return nil
 }
 
 // inflight bounds the bytes of large encoded messages not yet written out.

@@ -50,9 +50,10 @@ func (v violation) String() string {
 // `trellis analyze` both use). Each must itself pass this check, which the
 // graph walk guarantees, since their dependencies are in the proxy's graph.
 var sharedPure = []string{
-	"internal/authz",    // Envoy RBAC decision engine
-	"internal/jwt",      // JWT verification and JWKS caching
-	"internal/memlimit", // GC policy flags, shared with trellisd
+	"internal/authz",      // Envoy RBAC decision engine
+	"internal/jwt",        // JWT verification and JWKS caching
+	"internal/memlimit",   // GC policy flags, shared with trellisd
+	"internal/protocodec", // the ADS stream's gRPC codec, shared with trellisd
 }
 
 // check returns every package in g that root must not depend on. A package
