@@ -35,6 +35,14 @@ const (
 	clientMaxIdle     = 1024
 )
 
+// SyncBody reports whether RoundTrip sends req's body (if any) on the
+// calling goroutine: nothing then references req once RoundTrip has
+// returned and the response body is closed.
+func SyncBody(req *http.Request) bool {
+	f := wireFramingOf(req)
+	return f == wireNoBody || (f == wireLength && req.ContentLength <= clientSyncBody)
+}
+
 // ClientOptions configure a Client. Zero values are documented per field.
 type ClientOptions struct {
 	// Dial opens a connection to addr (host:port), TLS included when the

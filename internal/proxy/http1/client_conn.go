@@ -126,7 +126,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.R
 	startR, startW := cc.nread, cc.nwritten
 	noKeepAlive := cc.hp.c.opts.DisableKeepAlives
 	f := wireFramingOf(req)
-	syncBody := f == wireNoBody || (f == wireLength && req.ContentLength <= clientSyncBody)
+	syncBody := SyncBody(req)
 	if syncBody && cc.wait != nil {
 		// Head and body go out from the read of the response, which waits
 		// for it before reading (waitConn): no EAGAIN read per exchange.

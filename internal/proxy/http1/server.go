@@ -232,6 +232,7 @@ type serverConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	hdr    http.Header // the response header map, cleared per request
+	head   requestHead // the request head, reused (request.go)
 	state  atomic.Int32
 	watch  serverWatch
 	werr   error // first write error; the connection is not reused
@@ -277,7 +278,7 @@ func (sc *serverConn) serve() {
 func (sc *serverConn) run(w *serverResponse) (keep bool) {
 	ctx, cancel := context.WithCancel(sc.ctx)
 	w.cancel = cancel
-	w.req = w.req.WithContext(ctx)
+	*w.req = *w.req.WithContext(ctx) // in place: the copy stays on the stack
 	sc.watch.start(w)
 	defer func() {
 		if p := recover(); p != nil {
@@ -323,6 +324,16 @@ func (sc *serverConn) readRequest() (*serverResponse, error) {
 	}
 	if !sc.state.CompareAndSwap(connIdle, connActive) && sc.state.Load() != connActive {
 		return nil, net.ErrClosed // closed by Shutdown while idle
+	}
+	if req := sc.head.parse(sc.br, s.maxHeader); req != nil {
+		// The whole head was buffered: no read, so no header deadline.
+		_ = sc.rwc.SetReadDeadline(time.Time{})
+		if err := checkRequest(req, false); err != nil {
+			return nil, err
+		}
+		req.RemoteAddr = sc.remote
+		req.TLS = sc.tls
+		return newServerResponse(sc, req), nil
 	}
 	_ = sc.rwc.SetReadDeadline(time.Now().Add(s.readHeader))
 	// The reader stops a little past the limit (net/http's slack), so that

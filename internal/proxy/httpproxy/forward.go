@@ -191,7 +191,11 @@ func (h *Handler) upstreamRequest(ex *exchange, in *http.Request) (out *http.Req
 
 	// Room for what is added below: x-forwarded-proto, x-request-id,
 	// x-envoy-attempt-count (transport.go), user-agent.
-	hd := upstreamHeader(in.Header, 4)
+	if ex.hdr == nil {
+		ex.hdr = make(http.Header, len(in.Header)+4)
+	}
+	hd := ex.hdr
+	upstreamHeader(hd, in.Header)
 	out.Header = hd
 	if teTrailers(in.Header["Te"]) {
 		hd["Te"] = trailersValue // gRPC needs it (RFC 9110 section 10.1.4)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -117,6 +118,30 @@ type exchange struct {
 
 	up  upstreamExchange // hash, circuit-breaker releases (upstream_exchange.go)
 	fwd forwardState     // the upstream request and its context (forward.go)
+
+	// hdr is the upstream request's header map, kept with the exchange
+	// when it is recycled.
+	hdr http.Header
+	// shared is set when something may still reference the exchange
+	// after ServeHTTP returns (a transport other than the synchronous
+	// HTTP/1.1 client, a body sent from a goroutine, an upgrade, a
+	// panic): it is then left to the garbage collector.
+	shared bool
+}
+
+// exchanges recycles exchanges: one per request, about 1 KiB, and with
+// the upstream header map the largest allocation of a proxied request.
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+// recycle returns ex to the pool unless it may still be referenced.
+func (ex *exchange) recycle() {
+	if ex.shared {
+		return
+	}
+	hdr := ex.hdr
+	clear(hdr)
+	*ex = exchange{hdr: hdr}
+	exchanges.Put(ex)
 }
 
 // InfoFrom returns the RequestInfo of the request whose context is ctx
@@ -186,11 +211,13 @@ func (ex *exchange) release() {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	h.inFlight.Add(1)
-	ex := &exchange{w: w, st: h.state.Load()}
+	ex := exchanges.Get().(*exchange)
+	ex.w, ex.st = w, h.state.Load()
 	defer func() {
 		h.inFlight.Add(-1)
 		p := recover()
 		if p != nil {
+			ex.shared = true
 			// http.ErrAbortHandler from the forwarder: the response
 			// broke mid-stream. Record it, then let the server abort.
 			if ex.ctx != nil && ex.ctx.Err() == context.DeadlineExceeded {
@@ -203,6 +230,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ex.release()
 		h.finish(ex, r, start)
+		ex.recycle()
 		if p != nil {
 			panic(p)
 		}
@@ -275,6 +303,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 	if up := r.Header["Upgrade"]; len(up) > 0 {
 		if strings.EqualFold(up[0], "websocket") && st.l.WebSocket {
 			ex.upgrade = true
+			ex.shared = true
 		} else if strings.EqualFold(up[0], "websocket") {
 			h.localReply(ex, r, http.StatusForbidden, "", "")
 			return

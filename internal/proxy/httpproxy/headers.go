@@ -135,12 +135,10 @@ func headerHasToken(vs []string, token string) bool {
 // value a proxy passes on.
 func teTrailers(te []string) bool { return len(te) > 0 && headerHasToken(te, "trailers") }
 
-// upstreamHeader returns a copy of in without hop-by-hop headers: the
-// fixed ones and those the Connection header lists. The copy shares in's
-// value slices, capped so that an append copies; extra is room for
-// headers the caller adds.
-func upstreamHeader(in http.Header, extra int) http.Header {
-	out := make(http.Header, len(in)+extra)
+// upstreamHeader copies in without hop-by-hop headers (the
+// fixed ones and those the Connection header lists) into the empty map
+// out. The copy shares in's value slices, capped so that an append copies.
+func upstreamHeader(out, in http.Header) {
 	conn := in["Connection"]
 	for k, v := range in {
 		if isHopHeader(k) || (len(conn) > 0 && headerHasToken(conn, k)) {
@@ -148,7 +146,6 @@ func upstreamHeader(in http.Header, extra int) http.Header {
 		}
 		out[k] = v[:len(v):len(v)]
 	}
-	return out
 }
 
 // stripHopHeaders removes hop-by-hop headers from h in place.

@@ -85,6 +85,9 @@ func (roundTripper) roundTrip(out *http.Request, bodyp **replayBody) (*http.Resp
 		tried = append(tried, pick.Addr)
 
 		rt := up.transportForEndpoint(pick.Endpoint, ex.downH2, ex.upgrade)
+		if _, ok := rt.(*http1.Client); !ok || !http1.SyncBody(out) {
+			ex.shared = true // the transport may use out (and ex) later
+		}
 		if _, sync := rt.(*http1.Client); !sync && body != nil {
 			// net/http may read the body after RoundTrip returns (HTTP/2
 			// streams it): its buffer must not be recycled.
