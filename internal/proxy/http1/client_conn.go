@@ -54,6 +54,7 @@ type clientConn struct {
 	idleSince time.Time   // guarded by hp.mu while idle
 	idleTimer *time.Timer // closes the connection after the idle timeout
 	interrupt func()      // sets a past deadline; for context.AfterFunc
+	head      responseHead
 }
 
 func newClientConn(hp *hostPool, nc net.Conn) *clientConn {
@@ -183,7 +184,14 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.R
 func (cc *clientConn) readResponse(ctx context.Context, req *http.Request) (*http.Response, error) {
 	for n := 0; ; n++ {
 		cc.readLimit = cc.nread + clientMaxHeaderBytes
-		resp, err := http.ReadResponse(cc.br, req)
+		var resp *http.Response
+		var err error
+		if _, perr := cc.br.Peek(1); perr == nil {
+			resp = cc.head.parse(cc.br, req)
+		}
+		if resp == nil {
+			resp, err = http.ReadResponse(cc.br, req)
+		}
 		cc.readLimit = 0
 		switch {
 		case err != nil:

@@ -40,19 +40,9 @@ const maxFastHeaders = 64
 // (consuming nothing) when the head is not one the fast path handles.
 // maxHeader is MaxHeaderBytes: longer heads are declined too.
 func (h *requestHead) parse(br *bufio.Reader, maxHeader int) *http.Request {
-	buf, _ := br.Peek(br.Buffered())
-	end := bytes.Index(buf, crlfcrlf)
-	if end < 0 || end+4 > maxHeader {
+	s, n, ok := bufferedHead(br, maxHeader, h.last)
+	if !ok {
 		return nil
-	}
-	head := buf[:end+2] // each line with its CRLF
-	var s string
-	if h.last != "" && h.last == string(head) {
-		s = h.last
-	} else if !plausibleHead(head) {
-		return nil
-	} else {
-		s = string(head)
 	}
 
 	// Request line.
@@ -67,57 +57,10 @@ func (h *requestHead) parse(br *bufio.Reader, maxHeader int) *http.Request {
 	if h.hdr == nil {
 		h.hdr = make(http.Header, 16)
 	}
-	hdr := h.hdr
-	clear(hdr)
-	var vals []string
-	host, hosts := "", 0
-	cl, cls := "", 0
-	for rest != "" {
-		line, rest, _ = cutCRLF(rest)
-		colon := indexByte(line, ':')
-		if colon <= 0 {
-			return nil
-		}
-		key := canonicalKey(line[:colon])
-		if key == "" {
-			return nil
-		}
-		v := trimOWS(line[colon+1:])
-		if !httpguts.ValidHeaderFieldValue(v) {
-			return nil
-		}
-		switch key {
-		case "Host":
-			host, hosts = v, hosts+1
-			continue // http.ReadRequest moves it to Request.Host
-		case "Content-Length":
-			cl, cls = v, cls+1
-		case "Transfer-Encoding", "Trailer", "Pragma":
-			return nil
-		}
-		if old, ok := hdr[key]; ok {
-			hdr[key] = append(old[:len(old):len(old)], v) // copies: rare
-			continue
-		}
-		if vals == nil {
-			vals = make([]string, 0, min(countLines(rest)+1, maxFastHeaders))
-		}
-		if len(vals) == cap(vals) {
-			return nil
-		}
-		vals = append(vals, v)
-		hdr[key] = vals[len(vals)-1 : len(vals) : len(vals)]
-	}
-	if hosts != 1 || cls > 1 || !httpguts.ValidHostHeader(host) {
+	clear(h.hdr)
+	var f fields
+	if !f.scan(rest, h.hdr, true) || f.hosts != 1 || !httpguts.ValidHostHeader(f.host) {
 		return nil
-	}
-	length := int64(0)
-	if cls == 1 {
-		n, ok := parseLength(cl)
-		if !ok {
-			return nil
-		}
-		length = n
 	}
 
 	h.last = s
@@ -128,19 +71,102 @@ func (h *requestHead) parse(br *bufio.Reader, maxHeader int) *http.Request {
 		Proto:         proto,
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        hdr,
-		ContentLength: length,
-		Close:         httpguts.HeaderValuesContainsToken(hdr["Connection"], "close"),
-		Host:          host,
+		Header:        h.hdr,
+		ContentLength: f.length,
+		Close:         httpguts.HeaderValuesContainsToken(h.hdr["Connection"], "close"),
+		Host:          f.host,
 		RequestURI:    target,
 		Body:          http.NoBody,
 	}
-	if length > 0 {
-		h.body = bodyReader{r: br, n: length}
+	if f.length > 0 {
+		h.body = bodyReader{r: br, n: f.length}
 		h.req.Body = &h.body
 	}
-	_, _ = br.Discard(end + 4)
+	_, _ = br.Discard(n)
 	return &h.req
+}
+
+// bufferedHead returns the head (request or status line and fields, each
+// line with its CRLF) at the start of br's buffer, and its length with the
+// blank line; ok is false when the head is not all buffered, is longer
+// than limit or has bytes the fast paths leave to net/http. A head equal
+// to last is last: no allocation.
+func bufferedHead(br *bufio.Reader, limit int, last string) (s string, n int, ok bool) {
+	buf, _ := br.Peek(br.Buffered())
+	end := bytes.Index(buf, crlfcrlf)
+	if end < 0 || end+4 > limit {
+		return "", 0, false
+	}
+	head := buf[:end+2]
+	switch {
+	case last != "" && last == string(head):
+		return last, end + 4, true
+	case !plausibleHead(head):
+		return "", 0, false
+	}
+	return string(head), end + 4, true
+}
+
+// fields is what scan found besides the header map.
+type fields struct {
+	host   string
+	hosts  int
+	length int64 // Content-Length; 0 when absent
+}
+
+// scan parses the field lines in rest into hdr, as textproto's
+// ReadMIMEHeader and net/http's transfer rules would, or returns false
+// for what the fast paths leave to net/http: a bad line, more than one
+// Content-Length or a bad one, Transfer-Encoding, Trailer, Pragma
+// (net/http adds Cache-Control for it). A request's Host goes to f, not
+// hdr, as http.ReadRequest does.
+func (f *fields) scan(rest string, hdr http.Header, request bool) bool {
+	var vals []string
+	cls := 0
+	for rest != "" {
+		var line string
+		line, rest, _ = cutCRLF(rest)
+		colon := indexByte(line, ':')
+		if colon <= 0 {
+			return false
+		}
+		key := canonicalKey(line[:colon])
+		if key == "" {
+			return false
+		}
+		v := trimOWS(line[colon+1:])
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return false
+		}
+		switch key {
+		case "Host":
+			if request {
+				f.host, f.hosts = v, f.hosts+1
+				continue
+			}
+		case "Content-Length":
+			n, ok := parseLength(v)
+			if !ok || cls > 0 {
+				return false
+			}
+			f.length, cls = n, 1
+		case "Transfer-Encoding", "Trailer", "Pragma":
+			return false
+		}
+		if old, ok := hdr[key]; ok {
+			hdr[key] = append(old[:len(old):len(old)], v) // copies: rare
+			continue
+		}
+		if vals == nil {
+			vals = make([]string, 0, min(countLines(rest)+1, maxFastHeaders))
+		}
+		if len(vals) == cap(vals) {
+			return false
+		}
+		vals = append(vals, v)
+		hdr[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	return true
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
