@@ -123,7 +123,7 @@ func (cc *clientConn) idleExpired() {
 // roundTrip runs one exchange on cc, which the caller got from the pool
 // and which it gives back (or closes) through the response body.
 func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
-	stop := context.AfterFunc(ctx, cc.interrupt)
+	stop := afterFunc(ctx, cc.interrupt)
 	startR, startW := cc.nread, cc.nwritten
 	noKeepAlive := cc.hp.c.opts.DisableKeepAlives
 	f := wireFramingOf(req)

@@ -129,6 +129,15 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn, h http.Handler) erro
 	}
 	ctx = context.WithValue(ctx, http.ServerContextKey, s.std)
 	sc.ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
+	sc.values = context.WithoutCancel(sc.ctx)
+	if sc.ctx.Done() != nil {
+		stop := context.AfterFunc(sc.ctx, func() {
+			if w := sc.cur.Load(); w != nil {
+				w.ctx.cancel(sc.ctx.Err())
+			}
+		})
+		defer stop()
+	}
 	sc.serve()
 	if s.shutdown.Load() {
 		return ErrServerClosed
@@ -232,6 +241,10 @@ type serverConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	hdr    http.Header // the response header map, cleared per request
+	// values is ctx without its cancellation, for requestContext; cur is
+	// the request being served, which ctx's end cancels.
+	values context.Context
+	cur    atomic.Pointer[serverResponse]
 	head   requestHead // the request head, reused (request.go)
 	state  atomic.Int32
 	watch  serverWatch
@@ -276,14 +289,17 @@ func (sc *serverConn) serve() {
 // run serves one request and reports whether the connection may serve
 // another.
 func (sc *serverConn) run(w *serverResponse) (keep bool) {
-	ctx, cancel := context.WithCancel(sc.ctx)
-	w.cancel = cancel
-	*w.req = *w.req.WithContext(ctx) // in place: the copy stays on the stack
+	sc.cur.Store(w)
+	defer sc.cur.Store(nil)
+	if err := sc.ctx.Err(); err != nil {
+		w.ctx.cancel(err)
+	}
+	*w.req = *w.req.WithContext(&w.ctx) // in place: the copy stays on the stack
 	sc.watch.start(w)
 	defer func() {
 		if p := recover(); p != nil {
 			sc.watch.stop()
-			cancel()
+			w.ctx.cancel(context.Canceled)
 			keep = false
 			if p != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
@@ -297,12 +313,12 @@ func (sc *serverConn) run(w *serverResponse) (keep bool) {
 	}()
 	sc.h.ServeHTTP(w, w.req)
 	if w.hijacked {
-		cancel()
+		w.ctx.cancel(context.Canceled)
 		return false
 	}
 	sc.watch.stop()
 	keep = w.finish()
-	cancel()
+	w.ctx.cancel(context.Canceled)
 	return keep && sc.watch.alive()
 }
 

@@ -25,10 +25,10 @@ const serverPendingSize = 4 << 10
 // lock), as http.ResponseWriter requires; only the 100 Continue written
 // by the body reader races with them, under cmu.
 type serverResponse struct {
-	sc     *serverConn
-	req    *http.Request
-	cancel func()
-	body   serverBody
+	sc   *serverConn
+	req  *http.Request
+	ctx  requestContext // req's context
+	body serverBody
 
 	status      int
 	cl          int64 // Content-Length in force; -1: none (yet)
@@ -59,6 +59,7 @@ var (
 func newServerResponse(sc *serverConn, req *http.Request) *serverResponse {
 	clear(sc.hdr)
 	w := &serverResponse{sc: sc, req: req, cl: -1}
+	w.ctx.values = sc.values
 	w.body.w = w
 	if req.Body != nil && req.Body != http.NoBody {
 		w.body.rc = req.Body

@@ -34,11 +34,11 @@ type serverWatch struct {
 
 	mu       sync.Mutex
 	cond     sync.Cond
-	active   bool // a request runs and may be watched
-	body     bool // its body was read to the end
-	watching bool // a callback reads the connection
-	gone     bool // the client closed or broke the connection
-	cancel   context.CancelFunc
+	active   bool            // a request runs and may be watched
+	body     bool            // its body was read to the end
+	watching bool            // a callback reads the connection
+	gone     bool            // the client closed or broke the connection
+	rctx     *requestContext // the watched request's context
 }
 
 func (w *serverWatch) init(sc *serverConn) {
@@ -51,7 +51,7 @@ func (w *serverWatch) init(sc *serverConn) {
 // start arms the watch for the request of resp.
 func (w *serverWatch) start(resp *serverResponse) {
 	w.mu.Lock()
-	w.active, w.body, w.cancel = true, resp.body.sawEOF.Load(), resp.cancel
+	w.active, w.body, w.rctx = true, resp.body.sawEOF.Load(), &resp.ctx
 	w.mu.Unlock()
 	if w.timer == nil {
 		w.timer = time.AfterFunc(w.after, w.fire)
@@ -77,7 +77,7 @@ func (w *serverWatch) stop() {
 	}
 	w.armed = false
 	w.mu.Lock()
-	w.active, w.cancel = false, nil
+	w.active, w.rctx = false, nil
 	if w.watching {
 		_ = w.sc.rwc.SetReadDeadline(serverAbortDeadline)
 	}
@@ -121,7 +121,7 @@ func (w *serverWatch) fire() {
 	case w.active:
 		// The client went away (or broke the connection) mid-request.
 		w.gone = true
-		w.cancel()
+		w.rctx.cancel(context.Canceled)
 	case !errors.Is(err, os.ErrDeadlineExceeded):
 		w.gone = true // closed just as stop aborted the read
 	}

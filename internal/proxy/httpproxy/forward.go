@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/trellis-mesh/trellis/internal/proxy/http1"
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 )
 
@@ -38,6 +39,15 @@ type forwardState struct {
 type upstreamCtx struct {
 	context.Context // the route context (exchange.ctx)
 	ex              *exchange
+}
+
+// AfterFunc lets the HTTP/1.1 client register its interrupt with the
+// server's request context directly (http1.AfterFuncer).
+func (c *upstreamCtx) AfterFunc(f func()) (stop func() bool) {
+	if a, ok := c.Context.(http1.AfterFuncer); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(c.Context, f)
 }
 
 func (c *upstreamCtx) Value(key any) any {
