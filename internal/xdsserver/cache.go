@@ -14,28 +14,31 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// sidecarCache answers the watches of sidecars' and gateways' ADS streams
-// (state of the world and delta) from each node's nodeSnapshot.
-// go-control-plane's server still runs the streams, nonces and
-// subscriptions; this replaces its SnapshotCache, which for every node keeps
-// its own resource maps, marshals every resource again for every response
-// and, for delta, hashes every resource of every node (issue 5: 17 CPU-s
-// per push and 2.2 MB per proxy with 1000 proxies × 1000 services).
+// sidecarCache holds each sidecar's and gateway's nodeSnapshot, answers
+// the watches of their state-of-the-world ADS streams and wakes their delta
+// streams (delta.go). go-control-plane's server still runs the
+// state-of-the-world streams, nonces and subscriptions; this replaces its
+// SnapshotCache, which for every node keeps its own resource maps, marshals
+// every resource again for every response and, for delta, hashes every
+// resource of every node (issue 5: 17 CPU-s per push and 2.2 MB per proxy
+// with 1000 proxies × 1000 services).
 //
 // Per node it keeps a pointer to the node's snapshot, whose sets and
-// resources are shared between nodes and encoded once (set.go), and the
-// node's open watches. Responses:
+// resources are shared between nodes and encoded once (set.go), the node's
+// open state-of-the-world watches and its delta streams' wake-up channels.
+// State-of-the-world responses:
 //
-//   - state of the world, LDS and CDS (full state in the protocol): every
-//     resource, when the version the request carries differs;
-//   - state of the world, EDS and RDS: only the subscribed resources the
-//     stream has not been sent at their current version (the subscription's
-//     returned resources), under the new version. The xDS protocol lets a
-//     client keep what such a response omits, as Envoy and gRPC do, and
-//     Istio's incremental EDS sends the same; an endpoint change thus sends
-//     one ClusterLoadAssignment, not all of them;
-//   - delta: the resources whose version differs from the one the stream
-//     was sent, and the removed names, as go-control-plane's delta cache.
+//   - LDS and CDS (full state in the protocol): every resource, when the
+//     version the request carries differs;
+//   - EDS and RDS: only the subscribed resources the stream has not been
+//     sent at their current version (the subscription's returned
+//     resources), under the new version. The xDS protocol lets a client
+//     keep what such a response omits, as Envoy and gRPC do, and Istio's
+//     incremental EDS sends the same; an endpoint change thus sends one
+//     ClusterLoadAssignment, not all of them.
+//
+// Delta streams compute their own responses (deltaSub): the cache only
+// tells them that the node's snapshot changed.
 //
 // Watches of one node are answered in servedTypes order (CDS, EDS, LDS,
 // RDS), as ADS requires. A response is handed over without blocking: the
@@ -55,7 +58,7 @@ type cacheNode struct {
 	mu    sync.Mutex
 	snap  *nodeSnapshot // nil until set
 	sotw  map[int64]*sotwWatch
-	delta map[int64]*deltaWatch
+	delta []chan<- struct{} // delta streams' wake-ups, capacity 1 each
 }
 
 type sotwWatch struct {
@@ -63,13 +66,6 @@ type sotwWatch struct {
 	req *cachev3.Request
 	sub cachev3.Subscription
 	ch  chan cachev3.Response
-}
-
-type deltaWatch struct {
-	typ int
-	req *cachev3.DeltaRequest
-	sub cachev3.Subscription
-	ch  chan cachev3.DeltaResponse
 }
 
 func newSidecarCache(log *slog.Logger) *sidecarCache {
@@ -82,7 +78,7 @@ func (c *sidecarCache) node(id string) (*cacheNode, int64) {
 	defer c.mu.Unlock()
 	n := c.nodes[id]
 	if n == nil {
-		n = &cacheNode{sotw: make(map[int64]*sotwWatch), delta: make(map[int64]*deltaWatch)}
+		n = &cacheNode{sotw: make(map[int64]*sotwWatch)}
 		c.nodes[id] = n
 	}
 	c.nextID++
@@ -97,6 +93,12 @@ func (c *sidecarCache) SetSnapshot(_ context.Context, id string, snap *nodeSnaps
 	defer n.mu.Unlock()
 	prev := n.snap
 	n.snap = snap
+	for _, wake := range n.delta {
+		select {
+		case wake <- struct{}{}:
+		default: // already woken; the stream reads the latest snapshot
+		}
+	}
 	for typ := range servedTypes {
 		// Every open watch was last evaluated against the node's current
 		// set of its type (in CreateWatch or in an earlier SetSnapshot),
@@ -116,15 +118,6 @@ func (c *sidecarCache) SetSnapshot(_ context.Context, id string, snap *nodeSnaps
 			if resp := sotwResponse(w.req, w.sub, snap.sets[typ]); resp != nil {
 				c.sendSotw(w.ch, resp)
 				delete(n.sotw, wid)
-			}
-		}
-		for wid, w := range n.delta {
-			if w.typ != typ {
-				continue
-			}
-			if resp := deltaResponse(w.req, w.sub, snap.sets[typ]); resp != nil {
-				c.sendDelta(w.ch, resp)
-				delete(n.delta, wid)
 			}
 		}
 	}
@@ -206,25 +199,34 @@ func (c *sidecarCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscriptio
 	}, nil
 }
 
-// CreateDeltaWatch answers a delta request now when the node's snapshot
-// differs from what the stream was sent, else holds it.
-func (c *sidecarCache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
-	typ := typeIndex(req.GetTypeUrl())
-	n, wid := c.node(req.GetNode().GetId())
+// watchDelta registers a delta stream of node id: wake gets a token
+// whenever the node's snapshot changes. It returns the node's entry.
+func (c *sidecarCache) watchDelta(id string, wake chan<- struct{}) *cacheNode {
+	n, _ := c.node(id)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if typ >= 0 && n.snap != nil {
-		if resp := deltaResponse(req, sub, n.snap.sets[typ]); resp != nil {
-			c.sendDelta(ch, resp)
-			return func() {}, nil
-		}
-	}
-	n.delta[wid] = &deltaWatch{typ: typ, req: req, sub: sub, ch: ch}
-	return func() {
-		n.mu.Lock()
-		delete(n.delta, wid)
-		n.mu.Unlock()
-	}, nil
+	n.delta = append(n.delta, wake)
+	return n
+}
+
+// unwatchDelta forgets a delta stream registered with watchDelta.
+func (n *cacheNode) unwatchDelta(wake chan<- struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.delta = slices.DeleteFunc(n.delta, func(w chan<- struct{}) bool { return w == wake })
+}
+
+// snapshot returns the node's current snapshot, nil before the first.
+func (n *cacheNode) snapshot() *nodeSnapshot {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.snap
+}
+
+// CreateDeltaWatch is not used: the server runs sidecars' and gateways'
+// delta streams itself (delta.go).
+func (c *sidecarCache) CreateDeltaWatch(*cachev3.DeltaRequest, cachev3.Subscription, chan cachev3.DeltaResponse) (func(), error) {
+	return nil, errors.New("xdsserver: cache: delta streams are served by the server's own loop")
 }
 
 // Fetch is REST xDS, which Trellis does not serve.
@@ -240,14 +242,6 @@ func (c *sidecarCache) sendSotw(ch chan cachev3.Response, resp cachev3.Response)
 		// type. Dropping is what go-control-plane does for a closed stream;
 		// the next request opens a new watch.
 		c.log.Error("xDS response dropped: stream channel full", "type", typeLabel(resp.GetRequest().GetTypeUrl()))
-	}
-}
-
-func (c *sidecarCache) sendDelta(ch chan cachev3.DeltaResponse, resp cachev3.DeltaResponse) {
-	select {
-	case ch <- resp:
-	default:
-		c.log.Error("delta xDS response dropped: stream channel full", "type", typeLabel(resp.GetDeltaRequest().GetTypeUrl()))
 	}
 }
 
@@ -346,91 +340,6 @@ func returnedAfter(returned map[string]string, out []*resource, n int, keep func
 		}
 	}
 	return next
-}
-
-// deltaResponse is the delta response to req from rs, or nil when there is
-// nothing to send. A stream's first wildcard request is always answered,
-// even with nothing, or Envoy never finishes initialising.
-//
-// The response's version map is the stream's own map of what it was sent
-// (sub.ReturnedResources), updated in place: the server hands it back to
-// the subscription when it sends the response, and a delta stream sends
-// every response it is given, in order (go-control-plane's processDelta
-// drains them before it reads the next request). The map is read and
-// written only under the node's lock while the watch is open, and by the
-// stream's goroutine only after it cancelled the watch, so the two never
-// race. A new map per response made 82 KB of garbage per type per stream
-// on every push, and twice the maps during the initial sync (issue 5).
-func deltaResponse(req *cachev3.DeltaRequest, sub cachev3.Subscription, rs *resourceSet) cachev3.DeltaResponse {
-	if rs == nil {
-		return nil
-	}
-	returned := sub.ReturnedResources()
-	var (
-		out     []*resource
-		removed []string
-		kept    int // names in both rs and what the stream subscribes
-	)
-	if sub.IsWildcard() {
-		kept = len(rs.sorted)
-		for _, r := range rs.sorted {
-			if v, ok := returned[r.name]; !ok || v != r.version {
-				out = append(out, r)
-			}
-		}
-		for name := range returned {
-			if rs.byName[name] == nil {
-				removed = append(removed, name)
-			}
-		}
-	} else {
-		for name := range sub.SubscribedResources() {
-			v, found := returned[name]
-			if r := rs.byName[name]; r != nil {
-				kept++
-				if !found || v != r.version {
-					out = append(out, r)
-				}
-			} else if found {
-				removed = append(removed, name)
-			}
-		}
-		slices.SortFunc(out, byName)
-	}
-	if len(out) == 0 && len(removed) == 0 && !(sub.IsWildcard() && req.GetResponseNonce() == "") {
-		return nil
-	}
-	slices.Sort(removed)
-	items := make([]*discoveryv3.Resource, len(out))
-	next := returned
-	if len(next) == 0 {
-		// A first response: sized once rather than grown to a thousand
-		// entries in steps, each step garbage.
-		next = make(map[string]string, len(out))
-	}
-	for i, r := range out {
-		items[i] = r.item
-		next[r.name] = r.version // the set's copy of the name: shared between streams
-	}
-	for _, name := range removed {
-		delete(next, name)
-	}
-	if len(next) != kept {
-		// Names the stream does not subscribe (initial_resource_versions
-		// may list any): the version map holds only what it was sent.
-		subscribed := sub.SubscribedResources()
-		for name := range next {
-			if _, ok := subscribed[name]; !ok && !sub.IsWildcard() {
-				delete(next, name)
-			}
-		}
-	}
-	return &cachev3.DeltaPassthroughResponse{
-		DeltaRequest: req,
-		DeltaDiscoveryResponse: &discoveryv3.DeltaDiscoveryResponse{Resources: items, RemovedResources: removed,
-			TypeUrl: req.GetTypeUrl(), SystemVersionInfo: rs.version},
-		NextVersionMap: next,
-	}
 }
 
 func byName(a, b *resource) int { return strings.Compare(a.name, b.name) }

@@ -3,7 +3,6 @@ package xdsserver
 import (
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -102,49 +101,6 @@ func TestSotwSendsOnlyChangedEndpoints(t *testing.T) {
 	creq.VersionInfo = "old"
 	if diff := cmp.Diff([]string{a, b}, sotwNames(t, sotwResponse(creq, &cds, v1.set(resourcev3.ClusterType)))); diff != "" {
 		t.Errorf("CDS (-want +got):\n%s", diff)
-	}
-}
-
-// A delta stream is sent what changed and told what was removed.
-func TestDeltaSendsChangesAndRemovals(t *testing.T) {
-	const a, b = "outbound|80||a.default.svc.cluster.local", "outbound|80||b.default.svc.cluster.local"
-	v1, v2 := cacheFixture(t, "127.0.0.1", "127.0.0.2"), cacheFixture(t, "127.0.0.9", "127.0.0.2")
-	sub := streamv3.NewDeltaSubscription(nil, nil, nil, true)
-	req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType}
-	names := func(r cachev3.DeltaResponse) (got, removed []string) {
-		if r == nil {
-			return nil, nil
-		}
-		dr, err := r.GetDeltaDiscoveryResponse()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, res := range dr.GetResources() {
-			got = append(got, res.GetName())
-		}
-		return got, dr.GetRemovedResources()
-	}
-	first := deltaResponse(req, &sub, v1.set(resourcev3.ClusterType))
-	if got, _ := names(first); !cmp.Equal(got, []string{a, b}) {
-		t.Fatalf("first delta CDS: %v", got)
-	}
-	sub.SetReturnedResources(first.GetNextVersionMap())
-	req.ResponseNonce = "1"
-	if r := deltaResponse(req, &sub, v1.set(resourcev3.ClusterType)); r != nil {
-		t.Errorf("nothing changed, yet answered")
-	}
-
-	edsSub := streamv3.NewDeltaSubscription([]string{a, b}, nil, nil, false)
-	ereq := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: "2"}
-	r := deltaResponse(ereq, &edsSub, v1.set(resourcev3.EndpointType))
-	edsSub.SetReturnedResources(r.GetNextVersionMap())
-	if got, _ := names(deltaResponse(ereq, &edsSub, v2.set(resourcev3.EndpointType))); !cmp.Equal(got, []string{a}) {
-		t.Errorf("delta EDS after a moved: %v, want [%s]", got, a)
-	}
-	only := cacheFixture(t, "127.0.0.1", "127.0.0.2")
-	only.sets[0] = newResourceSet("x", only.sets[0].sorted[1:]) // a removed
-	if got, removed := names(deltaResponse(req, &sub, only.set(resourcev3.ClusterType))); len(got) != 0 || !cmp.Equal(removed, []string{a}) {
-		t.Errorf("delta CDS after a was removed: sent %v, removed %v; want only %s removed", got, removed, a)
 	}
 }
 
@@ -250,49 +206,6 @@ func TestSetSnapshotAnswersChangedTypesOnly(t *testing.T) {
 	}
 	if got := (<-ch).GetRequest().GetTypeUrl(); got != resourcev3.EndpointType {
 		t.Errorf("answered %s, want EDS", got)
-	}
-}
-
-// A delta response's version map is the stream's own map, brought up to
-// date in place (no new map per push), and holds exactly what the stream
-// was sent: initial_resource_versions of names it does not subscribe and
-// names gone from the set are dropped.
-func TestDeltaVersionMapInPlace(t *testing.T) {
-	const a, b = "outbound|80||a.default.svc.cluster.local", "outbound|80||b.default.svc.cluster.local"
-	v1, v2 := cacheFixture(t, "127.0.0.1", "127.0.0.2"), cacheFixture(t, "127.0.0.9", "127.0.0.2")
-	eds := func(s *nodeSnapshot) *resourceSet { return s.set(resourcev3.EndpointType) }
-	versions := func(rs *resourceSet, names ...string) map[string]string {
-		out := map[string]string{}
-		for _, n := range names {
-			out[n] = rs.byName[n].version
-		}
-		return out
-	}
-	sub := streamv3.NewDeltaSubscription([]string{a, b}, nil, map[string]string{a: "stale", "gone": "1"}, false)
-	req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType}
-	first := deltaResponse(req, &sub, eds(v1))
-	mapID := func(m map[string]string) uintptr { return uintptr(reflect.ValueOf(m).UnsafePointer()) }
-	if mapID(first.GetNextVersionMap()) != mapID(sub.ReturnedResources()) {
-		t.Errorf("first response: a new version map, want the subscription's own")
-	}
-	if diff := cmp.Diff(versions(eds(v1), a, b), first.GetNextVersionMap()); diff != "" {
-		t.Errorf("version map after the first response (-want +got):\n%s", diff)
-	}
-	sub.SetReturnedResources(first.GetNextVersionMap())
-	req.ResponseNonce = "1"
-	second := deltaResponse(req, &sub, eds(v2))
-	if mapID(second.GetNextVersionMap()) != mapID(first.GetNextVersionMap()) {
-		t.Errorf("second response: a new version map, want the same one updated")
-	}
-	if diff := cmp.Diff(versions(eds(v2), a, b), second.GetNextVersionMap()); diff != "" {
-		t.Errorf("version map after a moved (-want +got):\n%s", diff)
-	}
-	dr, err := second.GetDeltaDiscoveryResponse()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dr.GetResources()) != 1 || dr.GetResources()[0].GetName() != a {
-		t.Errorf("second response sent %v, want only %s", dr.GetResources(), a)
 	}
 }
 

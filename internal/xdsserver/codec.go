@@ -39,6 +39,9 @@ type codec struct {
 var _ encoding.CodecV2 = codec{}
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(*encodedDelta); ok {
+		return e.buffers() // shared encodings: nothing to bound
+	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return nil, fmt.Errorf("xdsserver: codec: marshal: %T is not a proto.Message", v)

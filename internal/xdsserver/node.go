@@ -93,10 +93,12 @@ func (st *stream) versionOf(typeURL, nonce string) (string, bool) {
 	return "", false
 }
 
-// streamKey tells state-of-the-world and delta streams apart: the two
-// go-control-plane servers number their streams independently.
+// streamKey tells streams apart: go-control-plane's state-of-the-world and
+// delta servers and the server's own delta streams (delta.go, own) number
+// their streams independently.
 type streamKey struct {
 	delta bool
+	own   bool
 	id    int64
 }
 

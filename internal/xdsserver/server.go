@@ -84,6 +84,9 @@ type Server struct {
 	hostLists   hostLists // outbound hosts shared between nodes (change.go)
 	partial     int       // passes since the last sweep that skipped some node; push loop only
 
+	deltaIDs atomic.Int64 // numbers the server's own delta streams (delta.go)
+	names    nameLists    // delta streams' subscribed names, shared (names.go)
+
 	mu      sync.Mutex
 	latest  *snapshot.Snapshot
 	updated time.Time // when latest arrived, for convergence time
@@ -162,7 +165,7 @@ func New(opts Options) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	)
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, xds)
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, adsServer{xds, s})
 	return s, nil
 }
 
