@@ -16,10 +16,11 @@ func peekAlive(nc net.Conn) bool {
 	if t, ok := nc.(*tls.Conn); ok {
 		nc = t.NetConn()
 	}
-	var raw syscall.RawConn
 	if w, ok := nc.(*waitConn); ok {
-		raw = w.raw // no SyscallConn allocation per probe
-	} else if sc, ok := nc.(syscall.Conn); ok {
+		return w.peekAlive()
+	}
+	var raw syscall.RawConn
+	if sc, ok := nc.(syscall.Conn); ok {
 		var err error
 		if raw, err = sc.SyscallConn(); err != nil {
 			return false
@@ -29,12 +30,33 @@ func peekAlive(nc net.Conn) bool {
 	}
 	alive := false
 	err := raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		// Raw: it never blocks (see rawRead).
-		_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		alive = errno == syscall.EAGAIN
+		alive = peekFD(fd)
 		return true // never wait for readiness
 	})
 	return err == nil && alive
+}
+
+// peekAlive is peekAlive for c, with a callback bound once per
+// connection: no allocation per probe.
+func (c *waitConn) peekAlive() bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.peekFn == nil {
+		c.peekFn = func(fd uintptr) bool {
+			c.alive = peekFD(fd)
+			return true
+		}
+	}
+	c.alive = false
+	err := c.raw.Read(c.peekFn)
+	return err == nil && c.alive
+}
+
+// peekFD reports whether fd's connection is open and quiet.
+func peekFD(fd uintptr) bool {
+	var b [1]byte
+	// Raw: it never blocks (see rawRead).
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno == syscall.EAGAIN
 }

@@ -62,6 +62,8 @@ type waitConn struct {
 	failed bool // sending the held bytes failed (errno), or stopped at EAGAIN
 	wrote  bool // the held bytes (if any) were handed to the socket
 	readFn func(fd uintptr) bool
+	peekFn func(fd uintptr) bool // peekAlive's (client_alive_linux.go)
+	alive  bool
 
 	wmu     sync.Mutex
 	wp      []byte

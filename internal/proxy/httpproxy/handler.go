@@ -116,8 +116,9 @@ type exchange struct {
 	cancels [2]context.CancelFunc // per-try timeouts, released at the end
 	more    []context.CancelFunc
 
-	up  upstreamExchange // hash, circuit-breaker releases (upstream_exchange.go)
-	fwd forwardState     // the upstream request and its context (forward.go)
+	up     upstreamExchange // hash, circuit-breaker releases (upstream_exchange.go)
+	replay replayBody       // the request body for retries (transport.go)
+	fwd    forwardState     // the upstream request and its context (forward.go)
 
 	// hdr is the upstream request's header map, kept with the exchange
 	// when it is recycled.

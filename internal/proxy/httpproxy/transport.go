@@ -60,7 +60,7 @@ func (roundTripper) roundTrip(out *http.Request, bodyp **replayBody) (*http.Resp
 		tries += int(pol.attempts)
 		if out.Body != nil && out.Body != http.NoBody && tries > 1 {
 			var err error
-			if body, err = newReplayBody(out.Body, out.ContentLength); err != nil {
+			if body, err = newReplayBody(&ex.replay, out.Body, out.ContentLength); err != nil {
 				return nil, err
 			}
 			*bodyp = body
@@ -300,7 +300,16 @@ type replayBody struct {
 	// transport that may still read it after RoundTrip saw it.
 	pooled *[]byte
 	shared bool
+	// first is the first attempt's reader of buf, kept here so that the
+	// common single attempt allocates none.
+	first     replayReader
+	firstUsed bool
 }
+
+// replayReader reads a buffered body; Close is a no-op.
+type replayReader struct{ bytes.Reader }
+
+func (*replayReader) Close() error { return nil }
 
 // replayBuffers recycle replay buffers by size class: class c holds
 // capacity 1 KiB << c, up to maxReplayBody. With retries on (Istio's
@@ -310,11 +319,13 @@ var replayBuffers [7]sync.Pool
 
 func replayClass(n int64) int { return max(bits.Len64(uint64(n-1)), 10) - 10 }
 
-func newReplayBody(rc io.ReadCloser, n int64) (*replayBody, error) {
+// newReplayBody buffers rc (of length n, -1 when unknown) in b, which must
+// be zero (the exchange's), and returns b.
+func newReplayBody(b *replayBody, rc io.ReadCloser, n int64) (*replayBody, error) {
 	if n < 0 || n > maxReplayBody {
-		return &replayBody{rc: rc}, nil
+		b.rc = rc
+		return b, nil
 	}
-	b := &replayBody{}
 	if n == 0 {
 		b.buf = []byte{}
 		return b, nil
@@ -351,7 +362,12 @@ func (b *replayBody) replayable() bool {
 
 func (b *replayBody) reader() io.ReadCloser {
 	if b.buf != nil {
-		return io.NopCloser(bytes.NewReader(b.buf))
+		if !b.firstUsed {
+			b.firstUsed = true
+			b.first.Reset(b.buf)
+			return &b.first
+		}
+		return &replayReader{Reader: *bytes.NewReader(b.buf)}
 	}
 	return onceBody{b}
 }
