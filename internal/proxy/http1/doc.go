@@ -8,9 +8,16 @@
 // Server: ServeConn(ctx, conn, h) runs on the connection's goroutine.
 //
 //	ServeConn ──▶ 1 wait for a request (IdleTimeout); read its head
-//	              (ReadHeaderTimeout; over 60 KiB → 431) with
-//	              http.ReadRequest on a pooled bufio.Reader
-//	              2 run h with a ResponseWriter over a pooled bufio.Writer:
+//	              (ReadHeaderTimeout; over 60 KiB → 431) from a pooled
+//	              bufio.Reader: a common head already buffered is parsed
+//	              in place (request.go: the connection's Request, URL and
+//	              header map reused, one string per head, none while a
+//	              client repeats its head); anything else with
+//	              http.ReadRequest
+//	              2 run h with a ResponseWriter over a pooled bufio.Writer
+//	                and a request context of its own (request_context.go:
+//	                no WithCancel, children map or Done channel unless
+//	                asked; AfterFunc registers in place):
 //	                a body up to 4 KiB is held until the handler ends or
 //	                flushes, so a small response is one write with a
 //	                Content-Length; else chunked (trailers,
@@ -28,16 +35,19 @@
 //	                   2 get: pop an idle conn; past the idle timeout → close;
 //	                     idle ≥ 250 ms or request not retryable → MSG_PEEK
 //	                     probe (EOF or unasked bytes → close); none → Dial
-//	                   3 context.AfterFunc(ctx, set past deadline): a cancel or
+//	                   3 AfterFunc(ctx, set past deadline) (the context's own
+//	                     when it has one, AfterFuncer): a cancel or
 //	                     per-try/route timeout interrupts any read or write
 //	                   4 head (+ body ≤ 64 KiB, Content-Length) in one buffered
 //	                     write, held (waitConn) for step 5; larger or chunked
 //	                     bodies: one goroutine writes while 5 runs, so an
 //	                     early answer cannot deadlock
-//	                   5 http.ReadResponse on the conn's bufio.Reader; its
-//	                     first read sends the held request, then waits for
-//	                     readability before reading; 1xx → httptrace
-//	                     Got1xxResponse, then the next head
+//	                   5 read the response head on the conn's bufio.Reader;
+//	                     its first read sends the held request, then waits
+//	                     for readability before reading; a common head
+//	                     (Content-Length, no Transfer-Encoding) is parsed in
+//	                     place (response.go), others by http.ReadResponse;
+//	                     1xx → httptrace Got1xxResponse, then the next head
 //	                   6 failure on a reused conn before any response byte,
 //	                     request replayable → once more on a fresh conn
 //	resp.Body.Read ──▶ 7 EOF, keep-alive, body fully sent → back to the pool
