@@ -45,7 +45,8 @@ import (
 // server gives each stream a channel with room for one response per type.
 // Safe for concurrent use.
 type sidecarCache struct {
-	log *slog.Logger
+	log   *slog.Logger
+	wires *sotwWires // state-of-the-world responses' resources, for the codec (wire.go)
 
 	mu     sync.Mutex
 	nodes  map[string]*cacheNode
@@ -68,8 +69,8 @@ type sotwWatch struct {
 	ch  chan cachev3.Response
 }
 
-func newSidecarCache(log *slog.Logger) *sidecarCache {
-	return &sidecarCache{log: log, nodes: make(map[string]*cacheNode)}
+func newSidecarCache(log *slog.Logger, wires *sotwWires) *sidecarCache {
+	return &sidecarCache{log: log, wires: wires, nodes: make(map[string]*cacheNode)}
 }
 
 // node returns the entry of id, creating it.
@@ -235,6 +236,9 @@ func (c *sidecarCache) Fetch(context.Context, *cachev3.Request) (cachev3.Respons
 }
 
 func (c *sidecarCache) sendSotw(ch chan cachev3.Response, resp cachev3.Response) {
+	if r, ok := resp.(*sotwReply); ok && c.wires != nil {
+		c.wires.put(r)
+	}
 	select {
 	case ch <- resp:
 	default:
@@ -311,11 +315,11 @@ func sotwResponse(req *cachev3.Request, sub cachev3.Subscription, rs *resourceSe
 	for i, r := range out {
 		anys[i] = r.any
 	}
-	return &cachev3.PassthroughResponse{
+	return &sotwReply{PassthroughResponse: &cachev3.PassthroughResponse{
 		Request:           req,
 		DiscoveryResponse: &discoveryv3.DiscoveryResponse{VersionInfo: rs.version, Resources: anys, TypeUrl: req.GetTypeUrl()},
 		ReturnedResources: next,
-	}
+	}, out: out}
 }
 
 // returnedAfter is what a state-of-the-world stream has been sent once it

@@ -149,7 +149,7 @@ func TestSotwExplicitSubscriptionOrder(t *testing.T) {
 // it does not know alone.
 func TestInternSharesNames(t *testing.T) {
 	snap, names := manyClusters(t, 3)
-	c := newSidecarCache(internLog)
+	c := newSidecarCache(internLog, nil)
 	if err := c.SetSnapshot(t.Context(), "n", snap); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestInternSharesNames(t *testing.T) {
 // that changed is answered.
 func TestSetSnapshotAnswersChangedTypesOnly(t *testing.T) {
 	v1, v2 := cacheFixture(t, "127.0.0.1", "127.0.0.2"), cacheFixture(t, "127.0.0.9", "127.0.0.2")
-	c := newSidecarCache(internLog)
+	c := newSidecarCache(internLog, nil)
 	if err := c.SetSnapshot(t.Context(), "n", v1); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
@@ -34,13 +35,19 @@ import (
 type codec struct {
 	protocodec.Plain
 	inflight *inflight
+	sotw     *sotwWires // the sidecar cache's responses, written from shared encodings (wire.go)
 }
 
 var _ encoding.CodecV2 = codec{}
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if e, ok := v.(*encodedDelta); ok {
-		return e.buffers() // shared encodings: nothing to bound
+	if e, ok := v.(*encodedResponse); ok {
+		return e.buffers() // shared encodings (wire.go): nothing to bound
+	}
+	if r, ok := v.(*discoveryv3.DiscoveryResponse); ok {
+		if e, ok := c.sotw.encoded(r); ok {
+			return e.buffers()
+		}
 	}
 	m, ok := v.(proto.Message)
 	if !ok {

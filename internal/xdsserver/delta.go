@@ -193,7 +193,7 @@ func (st *deltaStream) flush() error {
 		st.s.sent(st.key, head.TypeUrl, head.Nonce, head.SystemVersionInfo)
 		// The generated Send takes the message type only; SendMsg hands
 		// the codec the pre-encoded response (wire.go).
-		if err := st.grpc.SendMsg(&encodedDelta{head: head, out: out}); err != nil {
+		if err := st.grpc.SendMsg(&encodedResponse{head: head, delta: true, out: out}); err != nil {
 			return err
 		}
 		d.commit(rs, true)

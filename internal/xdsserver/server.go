@@ -139,7 +139,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	cl := cpLogger{log}
-	s.sidecars = newSidecarCache(log)
+	wires := &sotwWires{}
+	s.sidecars = newSidecarCache(log, wires)
 	// Proxyless gRPC clients ask for some listeners by name and expect only
 	// those: go-control-plane's non-ADS cache filters to the names asked
 	// for. They are few; sidecars and gateways get the sidecar cache.
@@ -155,7 +156,7 @@ func New(opts Options) (*Server, error) {
 		// (codec.go); requests in plain allocations rather than gRPC's
 		// process-wide pool; each connection's write buffer returned once
 		// flushed. Memory per connected proxy is a target (issue 5).
-		grpc.ForceServerCodecV2(codec{inflight: newInflight(maxInflight, maxInflightWait)}),
+		grpc.ForceServerCodecV2(codec{inflight: newInflight(maxInflight, maxInflightWait), sotw: wires}),
 		experimental.BufferPool(mem.NopBufferPool{}),
 		grpc.SharedWriteBuffer(true),
 		grpc.MaxConcurrentStreams(100000),

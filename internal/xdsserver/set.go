@@ -8,7 +8,6 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -26,16 +25,16 @@ type resource struct {
 	// delta response as any is (a response to 1000 streams held 1000
 	// copies of each: 128 KB per stream for 1000 clusters; issue 5).
 	item *discoveryv3.Resource
-	// wire is item encoded as a delta response's resources entry, written
-	// by every delta response that carries it (wire.go).
-	wire mem.Buffer
+	// wire is the resource as every response that carries it writes it
+	// (wire.go).
+	wire wire
 }
 
 func newResource(typeURL, name string, m proto.Message, encoded []byte, d digest) *resource {
 	r := &resource{name: name, msg: m, any: &anypb.Any{TypeUrl: typeURL, Value: encoded},
 		digest: d, version: hex.EncodeToString(d[:8])}
 	r.item = &discoveryv3.Resource{Name: r.name, Version: r.version, Resource: r.any}
-	r.wire = deltaWire(r.item)
+	r.wire = newWire(r.any, r.name, r.version)
 	return r
 }
 

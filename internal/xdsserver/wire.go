@@ -2,66 +2,151 @@ package xdsserver
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
+	"weak"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// deltaResourcesField is DeltaDiscoveryResponse.resources' field number.
-var deltaResourcesField = protowire.Number((&discoveryv3.DeltaDiscoveryResponse{}).ProtoReflect().Descriptor().
-	Fields().ByName("resources").Number())
+// Responses are written from shared encodings. A resource is encoded once
+// (resource.any.Value); a response lists, per resource, a small head (the
+// field tag and lengths, the Any's type URL and, for delta, the Resource's
+// name and version) and that shared value, and the transport writes the
+// buffers as they are. No response is encoded into a buffer of its own: 1000
+// sidecars synced at once share one encoding of each cluster rather than
+// encoding 1000 copies, each held until written (issue 5: the initial
+// sync's heap peak was 600 MB with 1000 delta proxies, and encoding was
+// most of the CPU of a route-table push to every sidecar). Protobuf lets
+// fields come in any order and concatenates repeated ones, so clients
+// decode plain responses.
 
-// deltaWire encodes r as one entry of DeltaDiscoveryResponse.resources:
-// tag, length and the encoded Resource. The buffer is boxed once, here, so
-// that responses list it without allocating; nil if r cannot be encoded.
-func deltaWire(item *discoveryv3.Resource) mem.Buffer {
-	b, err := proto.Marshal(item)
-	if err != nil {
-		return nil
-	}
-	out := protowire.AppendTag(make([]byte, 0, len(b)+16), deltaResourcesField, protowire.BytesType)
-	return mem.SliceBuffer(protowire.AppendBytes(out, b))
+func fieldNumber(m proto.Message, name protoreflect.Name) protowire.Number {
+	return m.ProtoReflect().Descriptor().Fields().ByName(name).Number()
 }
 
-// encodedDelta is a delta response whose resources go on the wire as their
-// shared encodings (resource.wire), never copied into a buffer of the
-// response's own. The codec (codec.go) sends it as the response head (every
-// field but resources) followed by those encodings: protobuf lets fields
-// come in any order and concatenates repeated ones, so a client decodes a
-// plain DeltaDiscoveryResponse. 1000 sidecars synced at once thus share one
-// encoding of each cluster rather than encoding 1000 copies, each held
-// until written (issue 5: the initial sync's heap peak, and the CPU of a
-// route-table push to every sidecar).
-type encodedDelta struct {
-	head *discoveryv3.DeltaDiscoveryResponse // without Resources
-	out  []*resource
+var (
+	deltaResourcesField = fieldNumber(&discoveryv3.DeltaDiscoveryResponse{}, "resources")
+	sotwResourcesField  = fieldNumber(&discoveryv3.DiscoveryResponse{}, "resources")
+	resourceNameField   = fieldNumber(&discoveryv3.Resource{}, "name")
+	resourceVerField    = fieldNumber(&discoveryv3.Resource{}, "version")
+	resourceAnyField    = fieldNumber(&discoveryv3.Resource{}, "resource")
+	anyTypeField        = fieldNumber(&anypb.Any{}, "type_url")
+	anyValueField       = fieldNumber(&anypb.Any{}, "value")
+)
+
+// wire is a resource's shared encoding as responses carry it. Each field is
+// boxed once, here, so that responses list them without allocating.
+type wire struct {
+	value mem.Buffer // the encoded resource: Any.value
+	sotw  mem.Buffer // DiscoveryResponse.resources entry up to value
+	delta mem.Buffer // DeltaDiscoveryResponse.resources entry up to value
 }
 
-// buffers is the response's encoding. The head is encoded here; the
-// resources' shared buffers are read-only to the transport.
-func (e *encodedDelta) buffers() (mem.BufferSlice, error) {
+func newWire(a *anypb.Any, name, version string) wire {
+	anyHead := protowire.AppendString(protowire.AppendTag(nil, anyTypeField, protowire.BytesType), a.GetTypeUrl())
+	anyHead = protowire.AppendVarint(protowire.AppendTag(anyHead, anyValueField, protowire.BytesType), uint64(len(a.GetValue())))
+	anySize := uint64(len(anyHead) + len(a.GetValue()))
+
+	sotw := protowire.AppendVarint(protowire.AppendTag(nil, sotwResourcesField, protowire.BytesType), anySize)
+	sotw = append(sotw, anyHead...)
+
+	res := protowire.AppendString(protowire.AppendTag(nil, resourceNameField, protowire.BytesType), name)
+	res = protowire.AppendString(protowire.AppendTag(res, resourceVerField, protowire.BytesType), version)
+	res = protowire.AppendVarint(protowire.AppendTag(res, resourceAnyField, protowire.BytesType), anySize)
+	res = append(res, anyHead...)
+	delta := protowire.AppendTag(make([]byte, 0, len(res)+16), deltaResourcesField, protowire.BytesType)
+	delta = append(protowire.AppendVarint(delta, uint64(len(res)+len(a.GetValue()))), res...)
+
+	return wire{value: mem.SliceBuffer(a.GetValue()), sotw: mem.SliceBuffer(sotw), delta: mem.SliceBuffer(delta)}
+}
+
+// encodedResponse is a response whose resources go on the wire as their
+// shared encodings: head is the response without resources.
+type encodedResponse struct {
+	head  proto.Message
+	delta bool // DeltaDiscoveryResponse, else DiscoveryResponse
+	out   []*resource
+}
+
+// buffers is the response's encoding.
+func (e *encodedResponse) buffers() (mem.BufferSlice, error) {
 	h, err := proto.Marshal(e.head)
 	if err != nil {
-		return nil, fmt.Errorf("xdsserver: codec: marshal delta response: %w", err)
+		return nil, fmt.Errorf("xdsserver: codec: marshal response head: %w", err)
 	}
-	bs := make(mem.BufferSlice, 0, len(e.out)+1)
+	bs := make(mem.BufferSlice, 0, 2*len(e.out)+1)
 	bs = append(bs, mem.SliceBuffer(h))
 	for _, r := range e.out {
-		if r.wire == nil { // cannot happen: the resource was encoded once already
-			return nil, fmt.Errorf("xdsserver: codec: resource %s has no encoding", r.name)
+		if e.delta {
+			bs = append(bs, r.wire.delta, r.wire.value)
+		} else {
+			bs = append(bs, r.wire.sotw, r.wire.value)
 		}
-		bs = append(bs, r.wire)
 	}
 	return bs, nil
 }
 
-// message is the response as a plain message (tests, logs).
-func (e *encodedDelta) message() *discoveryv3.DeltaDiscoveryResponse {
-	m := proto.CloneOf(e.head)
+// sotwHead is resp without its resources: every other field, copied
+// (TestSotwHeadFields keeps the list complete).
+func sotwHead(resp *discoveryv3.DiscoveryResponse) *discoveryv3.DiscoveryResponse {
+	return &discoveryv3.DiscoveryResponse{VersionInfo: resp.GetVersionInfo(), Canary: resp.GetCanary(),
+		TypeUrl: resp.GetTypeUrl(), Nonce: resp.GetNonce(), ControlPlane: resp.GetControlPlane(),
+		ResourceErrors: resp.GetResourceErrors()}
+}
+
+// sotwReply is the sidecar cache's state-of-the-world response: the
+// resources it carries, whose Anys are the response's.
+type sotwReply struct {
+	*cachev3.PassthroughResponse
+	out []*resource
+}
+
+// sotwWires finds, for a state-of-the-world response go-control-plane's
+// server is sending, the resources the sidecar cache put in it: that
+// server sends the response it was given (adding the nonce), and the codec
+// is handed nothing else. Keys are weak: a response dropped unsent (the
+// server drops a pending one when the next request of its type arrives)
+// leaves no entry behind. Safe for concurrent use.
+type sotwWires struct{ m sync.Map } // weak.Pointer[DiscoveryResponse] → []*resource
+
+// put records r's resources for its response.
+func (w *sotwWires) put(r *sotwReply) {
+	resp := r.DiscoveryResponse
+	k := weak.Make(resp)
+	w.m.Store(k, r.out)
+	runtime.AddCleanup(resp, func(k weak.Pointer[discoveryv3.DiscoveryResponse]) { w.m.Delete(k) }, k)
+}
+
+// encoded returns resp as an encodedResponse, or false when resp is not
+// one the sidecar cache made (a proxyless client's).
+func (w *sotwWires) encoded(resp *discoveryv3.DiscoveryResponse) (*encodedResponse, bool) {
+	if w == nil {
+		return nil, false
+	}
+	v, ok := w.m.LoadAndDelete(weak.Make(resp))
+	if !ok {
+		return nil, false
+	}
+	return &encodedResponse{head: sotwHead(resp), out: v.([]*resource)}, true
+}
+
+// message is the response as a plain message (tests).
+func (e *encodedResponse) message() proto.Message {
+	m := proto.Clone(e.head)
 	for _, r := range e.out {
-		m.Resources = append(m.Resources, r.item)
+		switch m := m.(type) {
+		case *discoveryv3.DeltaDiscoveryResponse:
+			m.Resources = append(m.Resources, r.item)
+		case *discoveryv3.DiscoveryResponse:
+			m.Resources = append(m.Resources, r.any)
+		}
 	}
 	return m
 }
