@@ -166,6 +166,14 @@ func (c *Client) Close() error {
 // Got1xxResponse hook and are otherwise skipped. Cancelling req's context
 // interrupts the exchange at any point, body reading included.
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	return c.RoundTripInto(req, nil)
+}
+
+// RoundTripInto is RoundTrip, but a common response (see responseHead)
+// is written into into, whose Header map is cleared and reused, instead
+// of a new Response: the caller owns into and must not reuse it while it
+// still uses the response. nil into is RoundTrip.
+func (c *Client) RoundTripInto(req *http.Request, into *http.Response) (*http.Response, error) {
 	if req.URL == nil || req.URL.Host == "" {
 		closeBody(req)
 		return nil, errors.New("http1: round trip: request has no host")
@@ -179,7 +187,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, err
 		}
-		resp, err := cc.roundTrip(ctx, req)
+		resp, err := cc.roundTrip(ctx, req, into)
 		if err == nil {
 			return resp, nil
 		}

@@ -122,7 +122,7 @@ func (cc *clientConn) idleExpired() {
 
 // roundTrip runs one exchange on cc, which the caller got from the pool
 // and which it gives back (or closes) through the response body.
-func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, into *http.Response) (*http.Response, error) {
 	stop := afterFunc(ctx, cc.interrupt)
 	startR, startW := cc.nread, cc.nwritten
 	noKeepAlive := cc.hp.c.opts.DisableKeepAlives
@@ -166,7 +166,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.R
 			wrote <- err
 		}()
 	}
-	resp, err := cc.readResponse(ctx, req)
+	resp, err := cc.readResponse(ctx, req, into)
 	if err != nil {
 		return nil, cc.fail(ctx, stop, req, err, startR, startW)
 	}
@@ -181,13 +181,13 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.R
 
 // readResponse reads the final response head, handing 1xx ones to the
 // trace hook.
-func (cc *clientConn) readResponse(ctx context.Context, req *http.Request) (*http.Response, error) {
+func (cc *clientConn) readResponse(ctx context.Context, req *http.Request, into *http.Response) (*http.Response, error) {
 	for n := 0; ; n++ {
 		cc.readLimit = cc.nread + clientMaxHeaderBytes
 		var resp *http.Response
 		var err error
 		if _, perr := cc.br.Peek(1); perr == nil {
-			resp = cc.head.parse(cc.br, req)
+			resp = cc.head.parse(cc.br, req, into)
 		}
 		if resp == nil {
 			resp, err = http.ReadResponse(cc.br, req)

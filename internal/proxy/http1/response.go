@@ -13,15 +13,17 @@ import (
 // Transfer-Encoding, Trailer, Pragma or "Connection: close". Anything
 // else is left to http.ReadResponse (FuzzResponseHead checks that both
 // agree). The response and its header map are new each time (the
-// forwarder holds them after the connection went back to the pool); the
-// head's string is reused while the upstream repeats it byte for byte.
+// forwarder holds them after the connection went back to the pool)
+// unless the caller lends its own (Client.RoundTripInto); the head's
+// string is reused while the upstream repeats it byte for byte.
 type responseHead struct {
 	last string
 }
 
 // parse returns the response at the start of br, or nil (consuming
-// nothing) when it is not one the fast path handles.
-func (h *responseHead) parse(br *bufio.Reader, req *http.Request) *http.Response {
+// nothing) when it is not one the fast path handles. A non-nil into
+// receives it, its Header map reused.
+func (h *responseHead) parse(br *bufio.Reader, req *http.Request, into *http.Response) *http.Response {
 	if req.Method == http.MethodHead {
 		return nil
 	}
@@ -45,14 +47,24 @@ func (h *responseHead) parse(br *bufio.Reader, req *http.Request) *http.Response
 	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
 		return nil
 	}
-	hdr := make(http.Header, countLines(rest))
+	var hdr http.Header
+	if into != nil && into.Header != nil {
+		hdr = into.Header
+		clear(hdr)
+	} else {
+		hdr = make(http.Header, countLines(rest))
+	}
 	var f fields
 	if !f.scan(rest, hdr, false) || hdr["Content-Length"] == nil ||
 		httpguts.HeaderValuesContainsToken(hdr["Connection"], "close") {
 		return nil
 	}
 	h.last = s
-	resp := &http.Response{
+	resp := into
+	if resp == nil {
+		resp = new(http.Response)
+	}
+	*resp = http.Response{
 		Status:        status,
 		StatusCode:    code,
 		Proto:         proto,

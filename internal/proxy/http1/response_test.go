@@ -15,10 +15,19 @@ import (
 // the response, its body or what follows differ from http.ReadResponse's.
 func checkResponseAgainstNetHTTP(t *testing.T, h *responseHead, method string, data []byte) bool {
 	t.Helper()
+	return checkResponseInto(t, h, method, data, nil)
+}
+
+// checkResponseInto is checkResponseAgainstNetHTTP with a lent response.
+func checkResponseInto(t *testing.T, h *responseHead, method string, data []byte, into *http.Response) bool {
+	t.Helper()
 	req := &http.Request{Method: method}
 	br := bufio.NewReaderSize(bytes.NewReader(data), 4096)
 	_, _ = br.Peek(min(len(data), 4096))
-	got := h.parse(br, req)
+	got := h.parse(br, req, into)
+	if got != nil && into != nil && got != into {
+		t.Fatal("the lent response was not used")
+	}
 	if got == nil {
 		return false
 	}
@@ -90,6 +99,19 @@ func TestResponseHeadReuse(t *testing.T) {
 	}
 	if !checkResponseAgainstNetHTTP(t, &h, "GET", []byte(strings.Replace(a, "X: 1", "X: 2", 1))) {
 		t.Fatal("declined the variant")
+	}
+	// A lent response is overwritten whole, its header map cleared.
+	into := &http.Response{Header: http.Header{"Stale": {"1"}}, Trailer: http.Header{"T": nil}, Close: true}
+	hdr := into.Header
+	if !checkResponseInto(t, &h, "GET", []byte(a), into) {
+		t.Fatal("declined with a lent response")
+	}
+	if into.Header["Stale"] != nil || into.Trailer != nil || into.Close {
+		t.Fatalf("lent response kept old state: %+v", into)
+	}
+	hdr["Probe"] = []string{"x"}
+	if into.Header["Probe"] == nil {
+		t.Fatal("the lent header map was not reused")
 	}
 }
 

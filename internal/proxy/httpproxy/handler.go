@@ -118,6 +118,7 @@ type exchange struct {
 
 	up     upstreamExchange // hash, circuit-breaker releases (upstream_exchange.go)
 	replay replayBody       // the request body for retries (transport.go)
+	resp   http.Response    // lent to the HTTP/1.1 client for attempt 1
 	fwd    forwardState     // the upstream request and its context (forward.go)
 
 	// hdr is the upstream request's header map, kept with the exchange
@@ -139,9 +140,9 @@ func (ex *exchange) recycle() {
 	if ex.shared {
 		return
 	}
-	hdr := ex.hdr
+	hdr, respHdr := ex.hdr, ex.resp.Header
 	clear(hdr)
-	*ex = exchange{hdr: hdr}
+	*ex = exchange{hdr: hdr, resp: http.Response{Header: respHdr}}
 	exchanges.Put(ex)
 }
 

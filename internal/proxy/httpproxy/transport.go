@@ -120,7 +120,15 @@ func (roundTripper) roundTrip(out *http.Request, bodyp **replayBody) (*http.Resp
 			req = req.WithContext(tryCtx)
 		}
 
-		resp, err := rt.RoundTrip(req)
+		var resp *http.Response
+		var err error
+		if c, ok := rt.(*http1.Client); ok && !ex.shared && attempt == 1 {
+			// The exchange lends its response (and header map): it is
+			// recycled only after the handler is done with them.
+			resp, err = c.RoundTripInto(req, &ex.resp)
+		} else {
+			resp, err = rt.RoundTrip(req)
+		}
 		f := classify(err, ex.ctx, tryCtx)
 		report(up, pick.Addr, f, resp, ex.ctx)
 		if ex.ctx.Err() != nil {
