@@ -12,7 +12,9 @@ import (
 // adsServer is go-control-plane's ADS server with delta streams of
 // sidecars and gateways served by deltaStream instead. Proxyless gRPC
 // clients (which speak state of the world; a delta one is rare) stay on
-// go-control-plane's delta server and its proxyless cache.
+// go-control-plane's delta server and its proxyless cache. A stream is
+// classified by its first request's node (gRPC, Envoy and trellis-proxy
+// name it there); one whose first request names none is a sidecar's.
 type adsServer struct {
 	discoverygrpc.AggregatedDiscoveryServiceServer
 	s *Server
@@ -60,7 +62,7 @@ type deltaStream struct {
 	s     *Server
 	key   streamKey
 	grpc  discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesServer
-	cn    *cacheNode    // the node's cache entry, once the stream names its node
+	cn    *cacheNode    // the node's cache entry, once a request names the node
 	wake  chan struct{} // capacity 1: the node's snapshot changed
 	subs  [len(servedTypes)]deltaSub
 	nonce int64
@@ -129,9 +131,9 @@ func (s *Server) serveDelta(str discoverygrpc.AggregatedDiscoveryService_DeltaAg
 // subscription changes of its type.
 func (st *deltaStream) request(req *discoveryv3.DeltaDiscoveryRequest) error {
 	s := st.s
-	s.first(st.key, req.GetNode())
-	if st.cn == nil && req.GetNode() != nil {
-		st.watch(req.GetNode().GetId())
+	if st.cn == nil && req.GetNode() != nil { // the first request naming the node
+		s.first(st.key, req.GetNode())
+		st.cn = s.sidecars.watchDelta(req.GetNode().GetId(), st.wake)
 	}
 	typeURL := req.GetTypeUrl()
 	if typeURL == "" {
@@ -151,12 +153,6 @@ func (st *deltaStream) request(req *discoveryv3.DeltaDiscoveryRequest) error {
 	d.request(&s.names, !d.opened, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe(),
 		req.GetInitialResourceVersions(), req.GetResponseNonce())
 	return nil
-}
-
-// watch registers the stream with its node's cache entry, to be woken
-// when the node's snapshot changes.
-func (st *deltaStream) watch(id string) {
-	st.cn = st.s.sidecars.watchDelta(id, st.wake)
 }
 
 func (st *deltaStream) unwatch() {

@@ -310,8 +310,9 @@ func computed(t *testing.T, h *harness, id string, v uint64) {
 // request without a type ends the stream, as go-control-plane ends it.
 func TestDeltaUnservedAndBadType(t *testing.T) {
 	_, id, c := deltaFixture(t, map[string]string{dcA: "127.0.0.1"})
-	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: nodeProto(id), TypeUrl: resourcev3.SecretType})
-	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+	// The node may come after the first request.
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.SecretType})
+	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: nodeProto(id), TypeUrl: resourcev3.ClusterType})
 	c.expect(got{Type: "cds", Names: []string{dcA}})
 	c.send(&discoveryv3.DeltaDiscoveryRequest{})
 	if _, err := c.stream.Recv(); status.Code(err) != codes.InvalidArgument {
