@@ -270,9 +270,16 @@ func sotwResponse(req *cachev3.Request, sub cachev3.Subscription, rs *resourceSe
 		out = rs.sorted
 	} else {
 		returned := sub.ReturnedResources()
+		// all is collected only for full-state types; EDS and RDS need
+		// only its size (1000 streams × 8 KB of garbage per endpoint push
+		// otherwise, issue 5).
 		var all []*resource
+		n := 0
 		pick := func(r *resource) {
-			all = append(all, r)
+			n++
+			if full {
+				all = append(all, r)
+			}
 			if v, ok := returned[r.name]; !ok || v != r.version {
 				out = append(out, r)
 			}
@@ -306,7 +313,7 @@ func sotwResponse(req *cachev3.Request, sub cachev3.Subscription, rs *resourceSe
 		if full {
 			out = all // the client drops what a full-state response omits
 		}
-		next = returnedAfter(returned, out, len(all), func(name string) bool {
+		next = returnedAfter(returned, out, n, func(name string) bool {
 			_, ok := subscribed[name]
 			return rs.byName[name] != nil && (ok || sub.IsWildcard())
 		})

@@ -23,7 +23,10 @@ import (
 // proxies showed 760 MB of the 800 MB in use there; ≤ 0.5 MB per proxy is
 // the target).
 //
-// Large messages are instead encoded into buffers of their own, freed when
+// Responses of the sidecar cache and the delta stream loop are not encoded
+// here at all: they are written from the resources' shared encodings
+// (wire.go). What remains, proxyless clients' responses, is handled as
+// follows. Large messages are encoded into buffers of their own, freed when
 // the transport has written them, and their total is bounded by inflight:
 // encoding waits while more than its limit is queued for slow readers, so
 // 1000 simultaneous initial syncs (or a route table sent to every proxy)

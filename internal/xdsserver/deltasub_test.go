@@ -203,9 +203,9 @@ func (r *refSub) flush(rs *resourceSet) step {
 		return step{}
 	}
 	r.answer = false
-	next := map[string]string{}
-	for name, v := range returned {
-		next[name] = v
+	next := returned // updated in place, as the sidecar cache did
+	if next == nil {
+		next = map[string]string{}
 	}
 	var sent []string
 	for _, res := range out {

@@ -38,9 +38,9 @@
 //	                       SotW EDS/RDS send only what the stream lacks; only
 //	                       watches of types whose shared set changed are walked)
 //	                       or go-control-plane's proxyless cache (GENERATOR: grpc)
-//	                                      │ 7 SotW: open watches answered with the shared
-//	                                      │   encodings; delta: the node's streams woken
-//	                                      ▼   (one slot each: latest wins)
+//	                                      │ 7 SotW: open watches answered; delta: the
+//	                                      │   node's streams woken (one slot each:
+//	                                      ▼   latest wins)
 //	  delta stream loop (delta.go), one goroutine per stream and one reading requests:
 //	    7d per type, in ADS order, unless a response is unanswered: diff the node's
 //	       current set against what the client holds (deltaSub: the shared set last
@@ -49,9 +49,11 @@
 //	       pre-encoded bytes (wire.go)
 //	                                      ▼
 //	  proxy ◀── response ── 8 sent version, nonce, pilot_xds_pushes (callbacks.go);
-//	                        SotW: large responses encoded in their own buffers, at
-//	                        most 64 MiB in flight to slow readers, admitted in
-//	                        order while readers make progress (codec.go)
+//	                        sidecars' and gateways' responses written from the
+//	                        resources' shared encodings, never copied (wire.go);
+//	                        proxyless clients' large responses encoded in their own
+//	                        buffers, at most 64 MiB in flight to slow readers,
+//	                        admitted in order while readers make progress (codec.go)
 //	  proxy ── ACK/NACK ──▶ 9 acked version, NACK reason, pilot_total_xds_rejects;
 //	                        request names replaced by the node's sets' copies (intern);
 //	                        delta: subscription changes applied (deltaSub.request)
