@@ -26,6 +26,25 @@
 // none) and --gc-percent its GC percentage (default 50: a heap goal 1.5×
 // the live heap) unless GOMEMLIMIT or GOGC is in the environment, which the
 // runtime has already read.
+//
+// Where a sidecar's memory goes (issue 5; 100 services, idle, 24.2 MB
+// VmRSS). File pages, 14.9 MB: the binary's text, rodata and pclntab, nearly
+// all resident whatever the config. Tracing page faults (perf record -e
+// page-faults -d) shows 105 faults mapping 1660 of 1676 text pages: the
+// kernel maps the 64 KB around a fault, and package init code lies in
+// every 64 KB of text, so what is resident is the binary's loaded size
+// (16.0 MB), not the features that run. Lazy initialisation does not lower
+// it; linking less code does. -ldflags=-s -w changes no mapped byte (it
+// drops unmapped symbol tables), -trimpath 20 KB of pclntab. Anonymous,
+// 9.5 MB: a live heap of 4.0 MB, 3.3 MB of it protobuf-go's descriptors and
+// message metadata for the Envoy types (registered at init for every linked
+// file, and completed on first decode for every file reachable from a
+// decoded type, which protobuf-go walks looking for required fields), the
+// rest the parsed config; garbage since the last GC and partly used spans
+// 3 MB; runtime metadata 1.3 MB; stacks 0.6 MB; written data pages 0.5 MB.
+// With no config at all the proxy is at 18.7 MB (14.0 file, 4.7 anonymous);
+// a stdlib-only Go server with the same three ports and one mTLS exchange
+// is at 7.4 MB.
 package main
 
 import (
