@@ -41,15 +41,19 @@ func peekAlive(nc net.Conn) bool {
 func (c *waitConn) peekAlive() bool {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	c.bindPeek()
+	c.alive = false
+	err := c.raw.Read(c.peekFn)
+	return err == nil && c.alive
+}
+
+func (c *waitConn) bindPeek() {
 	if c.peekFn == nil {
 		c.peekFn = func(fd uintptr) bool {
 			c.alive = peekFD(fd)
 			return true
 		}
 	}
-	c.alive = false
-	err := c.raw.Read(c.peekFn)
-	return err == nil && c.alive
 }
 
 // peekFD reports whether fd's connection is open and quiet.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ const (
 	// unread is discarded to keep the connection (net/http's
 	// maxPostHandlerReadBytes).
 	serverMaxDrain = 256 << 10
+	// serverHeldWait bounds how long the read that sent a held response
+	// waits for readiness before it reads anyway (holdResponse).
+	serverHeldWait = 100 * time.Millisecond
 )
 
 // ErrServerClosed is returned by ServeConn once Shutdown or Close ran.
@@ -246,9 +250,14 @@ type serverConn struct {
 	values context.Context
 	cur    atomic.Pointer[serverResponse]
 	head   requestHead // the request head, reused (request.go)
-	state  atomic.Int32
-	watch  serverWatch
-	werr   error // first write error; the connection is not reused
+	// wait is the waitConn under rwc once found, nil before or when none;
+	// pipelined: the client sent a request before the previous response
+	// (holdResponse).
+	wait      *waitConn
+	pipelined bool
+	state     atomic.Int32
+	watch     serverWatch
+	werr      error // first write error; the connection is not reused
 }
 
 // serve is the connection loop: read a request, run the handler, finish
@@ -263,6 +272,9 @@ func (sc *serverConn) serve() {
 	hijacked := false
 	defer func() {
 		if !hijacked {
+			if sc.wait != nil {
+				_ = sc.wait.flush() // a held last response
+			}
 			_ = sc.rwc.Close()
 			s.readerPool.Put(sc.br)
 			sc.bw.Reset(nil)
@@ -333,9 +345,14 @@ func (sc *serverConn) readRequest() (*serverResponse, error) {
 		if s.shutdown.Load() {
 			return nil, net.ErrClosed
 		}
-		_ = sc.rwc.SetReadDeadline(time.Now().Add(s.idle))
-		if _, err := sc.br.Peek(1); err != nil {
+		if err := sc.awaitHeld(); err != nil {
 			return nil, err
+		}
+		if sc.br.Buffered() == 0 {
+			_ = sc.rwc.SetReadDeadline(time.Now().Add(s.idle))
+			if _, err := sc.br.Peek(1); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if !sc.state.CompareAndSwap(connIdle, connActive) && sc.state.Load() != connActive {
@@ -372,6 +389,46 @@ func (sc *serverConn) readRequest() (*serverResponse, error) {
 	req.RemoteAddr = sc.remote
 	req.TLS = sc.tls
 	return newServerResponse(sc, req), nil
+}
+
+// holdResponse, called as a response that keeps the connection ends,
+// holds its bytes for the read of the next request (waitConn): that read
+// sends them and then waits for readiness instead of reading first, which
+// answers EAGAIN for every request of a client that waits for its
+// response before sending the next (one syscall per request). A client
+// that pipelines may have sent its next request before the response went
+// out; its readiness is not reported again, so the wait is bounded
+// (awaitHeld) and the connection stops holding once that is seen.
+func (sc *serverConn) holdResponse() {
+	if sc.wait == nil {
+		// Found late: a layer may expose it only once it is transparent.
+		sc.wait = waitConnOf(sc.rwc)
+	}
+	switch {
+	case sc.wait == nil || sc.pipelined || sc.srv.shutdown.Load():
+	case sc.br.Buffered() > 0 || sc.cr.hasByte:
+		sc.pipelined = true
+	default:
+		sc.wait.Hold()
+	}
+}
+
+// awaitHeld sends a held response and waits up to serverHeldWait for the
+// next request. Past that it returns nil with nothing read: the caller
+// reads as usual.
+func (sc *serverConn) awaitHeld() error {
+	if sc.wait == nil || !sc.wait.holding() {
+		return nil
+	}
+	_ = sc.rwc.SetReadDeadline(time.Now().Add(serverHeldWait))
+	_, err := sc.br.Peek(1)
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	if sc.wait.readable() {
+		sc.pipelined = true // it came before the response: no edge for it
+	}
+	return nil
 }
 
 // errHeaderTooLarge is a request header over MaxHeaderBytes.

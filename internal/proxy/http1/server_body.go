@@ -48,6 +48,9 @@ func (b *serverBody) Close() error {
 	return nil
 }
 
+// complete reports whether the whole body (if any) has been read.
+func (b *serverBody) complete() bool { return b.rc == nil || b.sawEOF.Load() }
+
 // tooBigToDrain reports, at header time, a body whose unread rest is
 // known to be past what the server would discard (or that the handler
 // closed early): the connection closes after the response.

@@ -292,12 +292,16 @@ func (w *serverResponse) finish() bool {
 		w.writeTrailers()
 		bw.WriteString("\r\n")
 	}
-	_ = bw.Flush()
-	w.releasePending()
 	keep := !w.closeAfter && w.sc.werr == nil
 	if w.cl >= 0 && w.written != w.cl && !w.noBody {
 		keep = false // short: the client would be out of step
 	}
+	if keep && w.body.complete() {
+		w.sc.holdResponse()
+	}
+	_ = bw.Flush()
+	w.releasePending()
+	keep = keep && w.sc.werr == nil
 	return w.body.finish(keep) && keep
 }
 

@@ -28,6 +28,10 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// NetConn lets the server find the waitConn underneath, as it finds the
+// one under a *tls.Conn: every server test runs with held responses.
+func (c *countingConn) NetConn() net.Conn { return c.Conn }
+
 // testServer serves h on a loopback port with srv; the accept loop and
 // every ServeConn are owned by the test and waited for at cleanup.
 type testServer struct {
@@ -53,7 +57,7 @@ func startServer(t testing.TB, opts ServerOptions, h http.Handler) *testServer {
 			if err != nil {
 				return
 			}
-			cc := &countingConn{Conn: c}
+			cc := &countingConn{Conn: NewWaitConn(c)}
 			ts.mu.Lock()
 			ts.conns = append(ts.conns, cc)
 			ts.mu.Unlock()

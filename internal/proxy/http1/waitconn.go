@@ -92,13 +92,21 @@ func NewWaitConn(c net.Conn) net.Conn {
 	return w
 }
 
-// waitConnOf returns the waitConn under nc (itself, or under TLS).
+// waitConnOf returns the waitConn under nc: itself, or under layers that
+// expose what they wrap with NetConn (TLS, the listener's replay of
+// peeked bytes, which exposes it once they are read).
 func waitConnOf(nc net.Conn) *waitConn {
-	if t, ok := nc.(interface{ NetConn() net.Conn }); ok {
-		nc = t.NetConn()
+	for range 4 {
+		switch c := nc.(type) {
+		case *waitConn:
+			return c
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
 	}
-	w, _ := nc.(*waitConn)
-	return w
+	return nil
 }
 
 // Hold keeps the writes from now on until the next Read, which sends
@@ -110,6 +118,29 @@ func (c *waitConn) Hold() {
 	if c.held == nil {
 		c.held = waitBufs.Get().(*[]byte)
 	}
+}
+
+// holding reports whether writes wait for the next Read.
+func (c *waitConn) holding() bool { return c.hold && c.held != nil && len(*c.held) > 0 }
+
+// flush sends held writes now: before a Close, which would drop them.
+func (c *waitConn) flush() error {
+	if !c.hold {
+		return nil
+	}
+	return c.sendHeld()
+}
+
+// readable reports, without blocking, whether bytes wait to be read.
+func (c *waitConn) readable() bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.bindPeek()
+	c.alive = true
+	if err := c.raw.Read(c.peekFn); err != nil {
+		return false
+	}
+	return !c.alive // not "open and quiet": data (or EOF, which a read reports)
 }
 
 func (c *waitConn) Write(p []byte) (int, error) {

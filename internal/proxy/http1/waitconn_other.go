@@ -15,3 +15,7 @@ type waitConn struct{}
 func (*waitConn) Hold() {}
 
 func waitConnOf(net.Conn) *waitConn { return nil }
+
+func (*waitConn) holding() bool  { return false }
+func (*waitConn) flush() error   { return nil }
+func (*waitConn) readable() bool { return false }

@@ -52,6 +52,16 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 
 // CloseWrite half-closes when the underlying connection can (tcp_proxy
 // relies on it to pass an end of stream through).
+// NetConn returns the connection underneath once the peeked bytes have
+// all been read (nil before): the HTTP/1.1 server then holds responses on
+// it (http1.NewWaitConn), which replaying bytes would get out of order.
+func (c *peekedConn) NetConn() net.Conn {
+	if len(c.head) > 0 {
+		return nil
+	}
+	return c.Conn
+}
+
 func (c *peekedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
