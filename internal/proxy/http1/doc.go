@@ -22,7 +22,8 @@
 //	                flushes, so a small response is one write with a
 //	                Content-Length; else chunked (trailers,
 //	                http.TrailerPrefix)
-//	              3 finish: discard up to 256 KiB of unread body, or close
+//	              3 finish: discard up to 256 KiB of unread body, or close;
+//	                a kept connection holds the response for step 1
 //
 // No goroutine per request: one timer per connection; a request still
 // running after 10 ms reads the connection once its body is done, so a
@@ -63,9 +64,12 @@
 // waits for the answer before reading: the speculative read that answers
 // EAGAIN is gone from every upstream exchange. Waiting first is safe only
 // because the answer is caused by a write made after the read began (the
-// runtime forgets earlier readiness, and epoll is edge-triggered); the
-// server loop cannot know that of a pipelining client, so its reads of
-// the next request still read first.
+// runtime forgets earlier readiness, and epoll is edge-triggered). The
+// server loop does the same with a response that keeps the connection:
+// the read of the next request sends it and waits. A pipelining client
+// may have sent that request before the response left, so the wait is
+// bounded (100 ms), after which the loop reads, and a connection seen
+// pipelining stops holding.
 //
 // Upgrades (WebSocket) and HTTP/2 are not handled here; the proxy keeps
 // net/http for them. A connection is used by one request at a time; the
