@@ -98,8 +98,7 @@ func wireWriteHead(bw *bufio.Writer, req *http.Request, f wireFraming, closeConn
 	switch f {
 	case wireLength:
 		bw.WriteString("Content-Length: ")
-		var num [20]byte
-		bw.Write(strconv.AppendInt(num[:0], req.ContentLength, 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10))
 		bw.WriteString("\r\n")
 	case wireChunked:
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
