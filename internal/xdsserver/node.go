@@ -61,10 +61,11 @@ type typeState struct {
 // stream is one ADS stream (state-of-the-world or delta).
 type stream struct {
 	node *node // nil until the first request names the node
-	// nonces maps each type's recent response nonces to the version they
-	// carried, so an ACK or NACK can be matched to what it answers. Guarded
-	// by Server.mu.
-	nonces map[string][]sentNonce
+	// nonces holds each served type's recent response nonces with the
+	// version they carried, so an ACK or NACK can be matched to what it
+	// answers; by servedTypes index, in fixed rings (a map of growing
+	// slices was ~2 KB per stream, issue 5). Guarded by Server.mu.
+	nonces [len(servedTypes)]nonceRing
 }
 
 type sentNonce struct{ nonce, version string }
@@ -73,19 +74,28 @@ type sentNonce struct{ nonce, version string }
 // or one shortly before it.
 const maxNonces = 8
 
+// nonceRing is one type's last maxNonces responses.
+type nonceRing struct {
+	sent [maxNonces]sentNonce
+	next int // where the next one goes
+}
+
 func (st *stream) recordNonce(typeURL, nonce, version string) {
-	if st.nonces == nil {
-		st.nonces = make(map[string][]sentNonce)
+	typ := typeIndex(typeURL)
+	if typ < 0 {
+		return // Trellis sends no other type
 	}
-	l := append(st.nonces[typeURL], sentNonce{nonce, version})
-	if len(l) > maxNonces {
-		l = l[len(l)-maxNonces:]
-	}
-	st.nonces[typeURL] = l
+	r := &st.nonces[typ]
+	r.sent[r.next] = sentNonce{nonce, version}
+	r.next = (r.next + 1) % maxNonces
 }
 
 func (st *stream) versionOf(typeURL, nonce string) (string, bool) {
-	for _, sn := range st.nonces[typeURL] {
+	typ := typeIndex(typeURL)
+	if typ < 0 || nonce == "" {
+		return "", false
+	}
+	for _, sn := range st.nonces[typ].sent {
 		if sn.nonce == nonce {
 			return sn.version, true
 		}
