@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
@@ -23,9 +22,9 @@ import (
 // proxies showed 760 MB of the 800 MB in use there; ≤ 0.5 MB per proxy is
 // the target).
 //
-// Responses of the sidecar cache and the delta stream loop are not encoded
-// here at all: they are written from the resources' shared encodings
-// (wire.go). What remains, proxyless clients' responses, is handled as
+// Responses of the server's own stream loops (sidecars and gateways) are
+// not encoded here at all: they are written from the resources' shared
+// encodings (wire.go). What remains, proxyless clients' responses, is handled as
 // follows. Large messages are encoded into buffers of their own, freed when
 // the transport has written them, and their total is bounded by inflight:
 // encoding waits while more than its limit is queued for slow readers, so
@@ -38,7 +37,6 @@ import (
 type codec struct {
 	protocodec.Plain
 	inflight *inflight
-	sotw     *sotwWires // the sidecar cache's responses, written from shared encodings (wire.go)
 }
 
 var _ encoding.CodecV2 = codec{}
@@ -46,11 +44,6 @@ var _ encoding.CodecV2 = codec{}
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if e, ok := v.(*encodedResponse); ok {
 		return e.buffers() // shared encodings (wire.go): nothing to bound
-	}
-	if r, ok := v.(*discoveryv3.DiscoveryResponse); ok {
-		if e, ok := c.sotw.encoded(r); ok {
-			return e.buffers()
-		}
 	}
 	m, ok := v.(proto.Message)
 	if !ok {

@@ -2,7 +2,6 @@ package xdsserver
 
 import (
 	"context"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -10,9 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	streamv3 "github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"github.com/google/go-cmp/cmp"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -369,72 +366,4 @@ func TestEncodedResponseDecodes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// sotwHead copies every field of a DiscoveryResponse but its resources: a
-// field added to the message must be added there.
-func TestSotwHeadFields(t *testing.T) {
-	var got []string
-	fields := (&discoveryv3.DiscoveryResponse{}).ProtoReflect().Descriptor().Fields()
-	for i := range fields.Len() {
-		got = append(got, string(fields.Get(i).Name()))
-	}
-	slices.Sort(got)
-	want := []string{"canary", "control_plane", "nonce", "resource_errors", "resources", "type_url", "version_info"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("DiscoveryResponse's fields changed; update sotwHead (-known +now):\n%s", diff)
-	}
-}
-
-// The sidecar cache's state-of-the-world responses reach the codec with
-// their resources: written from the shared encodings (head, then a head
-// and the shared value per resource), once; a response dropped unsent
-// leaves no entry behind.
-func TestSotwWires(t *testing.T) {
-	wires := &sotwWires{}
-	c := newSidecarCache(internLog, wires)
-	snap := cacheFixture(t, "127.0.0.1", "127.0.0.2")
-	if err := c.SetSnapshot(t.Context(), "n", snap); err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan cachev3.Response, 1)
-	req := &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "n"}, TypeUrl: resourcev3.ClusterType}
-	if _, err := c.CreateWatch(req, streamv3.NewSotwSubscription(nil, true), ch); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := (<-ch).GetDiscoveryResponse()
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Nonce = "1" // as go-control-plane's server sets it
-	cd := codec{sotw: wires}
-	bs, err := cd.Marshal(resp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := 1 + 2*len(resp.GetResources()); len(bs) != want {
-		t.Errorf("encoded in %d buffers, want %d (shared encodings)", len(bs), want)
-	}
-	var decoded discoveryv3.DiscoveryResponse
-	if err := proto.Unmarshal(bs.Materialize(), &decoded); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(resp, &decoded, protocmp.Transform()); diff != "" {
-		t.Errorf("decoded (-want +got):\n%s", diff)
-	}
-	if bs, _ := cd.Marshal(resp); len(bs) != 1 {
-		t.Errorf("a second send of the response: %d buffers, want a plain encoding", len(bs))
-	}
-
-	// Dropped unsent: the entry goes with the response.
-	if _, err := c.CreateWatch(req, streamv3.NewSotwSubscription(nil, true), ch); err != nil {
-		t.Fatal(err)
-	}
-	<-ch
-	eventually(t, "the dropped response's entry gone", func() bool {
-		runtime.GC()
-		n := 0
-		wires.m.Range(func(any, any) bool { n++; return true })
-		return n == 0
-	})
 }

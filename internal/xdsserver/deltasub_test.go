@@ -150,6 +150,19 @@ func TestDeltaSubCompact(t *testing.T) {
 	}
 }
 
+// fuzzSets are the names a fuzzed client subscribes to (bit i of a byte:
+// names[i]) and the sets a fuzzed node goes through.
+func fuzzSets() ([]string, []*resourceSet) {
+	ss := subSets{}
+	return []string{"*", "a", "b", "c", "d"}, []*resourceSet{
+		ss.set("a", "1", "b", "1", "c", "1"),
+		ss.set("a", "2", "b", "1"),
+		ss.set(),
+		ss.set("b", "2", "c", "1", "d", "1"),
+		ss.set("a", "1", "b", "1", "c", "1", "d", "1"),
+	}
+}
+
 // refSub is go-control-plane's delta subscription with the delta response
 // the sidecar cache computed before deltaSub (a version map per stream): the
 // reference deltaSub must agree with.
@@ -231,15 +244,7 @@ func FuzzDeltaSub(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte{4, 0x11, 3, 0x22, 0x80, 5, 0x93, 2, 0x41, 7, 0x55, 1})
 	f.Add([]byte{0x20, 0x31, 0x42, 0x53, 0x64, 0x75, 0x86, 0x97, 0xa8, 0xb9, 0xca, 0xdb})
-	names := []string{"*", "a", "b", "c", "d"}
-	ss := subSets{}
-	sets := []*resourceSet{
-		ss.set("a", "1", "b", "1", "c", "1"),
-		ss.set("a", "2", "b", "1"),
-		ss.set(),
-		ss.set("b", "2", "c", "1", "d", "1"),
-		ss.set("a", "1", "b", "1", "c", "1", "d", "1"),
-	}
+	names, sets := fuzzSets()
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		var ls nameLists
 		var d deltaSub

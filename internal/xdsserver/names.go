@@ -145,5 +145,22 @@ func (ls *nameLists) updated(l *nameList, add, remove []string) *nameList {
 	return ls.get(slices.Compact(out))
 }
 
+// same returns the interned list of names (in any order, repeats and "*"
+// left out): l itself when it holds exactly those. A state-of-the-world
+// request repeats its whole subscription; clients send it sorted, so an
+// unchanged one costs one comparison per name.
+func (ls *nameLists) same(l *nameList, names []string) *nameList {
+	if slices.Equal(names, l.all()) {
+		return l
+	}
+	sorted := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == wildcardName })
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	if slices.Equal(sorted, l.all()) {
+		return l
+	}
+	return ls.get(sorted)
+}
+
 // wildcardName subscribes to every resource of a type (xDS protocol).
 const wildcardName = "*"

@@ -85,6 +85,7 @@ type Server struct {
 	partial     int       // passes since the last sweep that skipped some node; push loop only
 
 	deltaIDs atomic.Int64 // numbers the server's own delta streams (delta.go)
+	sotwIDs  atomic.Int64 // and state-of-the-world ones (sotw.go)
 	names    nameLists    // delta streams' subscribed names, shared (names.go)
 
 	mu      sync.Mutex
@@ -139,8 +140,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	cl := cpLogger{log}
-	wires := &sotwWires{}
-	s.sidecars = newSidecarCache(log, wires)
+	s.sidecars = newSidecarCache(log)
 	// Proxyless gRPC clients ask for some listeners by name and expect only
 	// those: go-control-plane's non-ADS cache filters to the names asked
 	// for. They are few; sidecars and gateways get the sidecar cache.
@@ -156,7 +156,7 @@ func New(opts Options) (*Server, error) {
 		// (codec.go); requests in plain allocations rather than gRPC's
 		// process-wide pool; each connection's write buffer returned once
 		// flushed. Memory per connected proxy is a target (issue 5).
-		grpc.ForceServerCodecV2(codec{inflight: newInflight(maxInflight, maxInflightWait), sotw: wires}),
+		grpc.ForceServerCodecV2(codec{inflight: newInflight(maxInflight, maxInflightWait)}),
 		experimental.BufferPool(mem.NopBufferPool{}),
 		grpc.SharedWriteBuffer(true),
 		grpc.MaxConcurrentStreams(100000),

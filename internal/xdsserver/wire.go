@@ -2,12 +2,8 @@ package xdsserver
 
 import (
 	"fmt"
-	"runtime"
-	"sync"
-	"weak"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -91,50 +87,6 @@ func (e *encodedResponse) buffers() (mem.BufferSlice, error) {
 		}
 	}
 	return bs, nil
-}
-
-// sotwHead is resp without its resources: every other field, copied
-// (TestSotwHeadFields keeps the list complete).
-func sotwHead(resp *discoveryv3.DiscoveryResponse) *discoveryv3.DiscoveryResponse {
-	return &discoveryv3.DiscoveryResponse{VersionInfo: resp.GetVersionInfo(), Canary: resp.GetCanary(),
-		TypeUrl: resp.GetTypeUrl(), Nonce: resp.GetNonce(), ControlPlane: resp.GetControlPlane(),
-		ResourceErrors: resp.GetResourceErrors()}
-}
-
-// sotwReply is the sidecar cache's state-of-the-world response: the
-// resources it carries, whose Anys are the response's.
-type sotwReply struct {
-	*cachev3.PassthroughResponse
-	out []*resource
-}
-
-// sotwWires finds, for a state-of-the-world response go-control-plane's
-// server is sending, the resources the sidecar cache put in it: that
-// server sends the response it was given (adding the nonce), and the codec
-// is handed nothing else. Keys are weak: a response dropped unsent (the
-// server drops a pending one when the next request of its type arrives)
-// leaves no entry behind. Safe for concurrent use.
-type sotwWires struct{ m sync.Map } // weak.Pointer[DiscoveryResponse] → []*resource
-
-// put records r's resources for its response.
-func (w *sotwWires) put(r *sotwReply) {
-	resp := r.DiscoveryResponse
-	k := weak.Make(resp)
-	w.m.Store(k, r.out)
-	runtime.AddCleanup(resp, func(k weak.Pointer[discoveryv3.DiscoveryResponse]) { w.m.Delete(k) }, k)
-}
-
-// encoded returns resp as an encodedResponse, or false when resp is not
-// one the sidecar cache made (a proxyless client's).
-func (w *sotwWires) encoded(resp *discoveryv3.DiscoveryResponse) (*encodedResponse, bool) {
-	if w == nil {
-		return nil, false
-	}
-	v, ok := w.m.LoadAndDelete(weak.Make(resp))
-	if !ok {
-		return nil, false
-	}
-	return &encodedResponse{head: sotwHead(resp), out: v.([]*resource)}, true
 }
 
 // message is the response as a plain message (tests).
