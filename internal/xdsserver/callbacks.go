@@ -10,10 +10,12 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 )
 
-// callbacks feed stream events from go-control-plane into the server. They
-// run synchronously on the stream's goroutine, before the cache sees the
-// request, and never block on anything but short critical sections (and, on
-// a node's first request, its first translation).
+// callbacks feed stream events of go-control-plane's server (proxyless
+// clients' streams) into the server; the server's own streams (sotw.go,
+// delta.go) call the same methods (first, intern, answer, sent) directly.
+// They run synchronously on the stream's goroutine, before the cache sees
+// the request, and never block on anything but short critical sections
+// (and, on a node's first request, its first translation).
 type callbacks struct{ s *Server }
 
 var _ serverv3.Callbacks = callbacks{}

@@ -1,10 +1,10 @@
 // Package xdsserver serves Envoy v3 aggregated discovery (ADS) to Trellis
 // proxies and proxyless gRPC clients, both state-of-the-world
 // (StreamAggregatedResources) and incremental (DeltaAggregatedResources),
-// through go-control-plane's generated gRPC service and types. State of
-// the world runs on go-control-plane's server with the package's own
-// cache.Cache for sidecars and gateways (cache.go); their delta streams run
-// on the package's own stream loop (delta.go), proxyless clients on
+// through go-control-plane's generated gRPC service and types. Sidecars'
+// and gateways' streams run on the package's own stream loops (sotw.go,
+// delta.go, streamloop.go) over the node snapshots of the sidecar cache
+// (cache.go); proxyless clients', told apart by their first request, on
 // go-control-plane's server and snapshot cache.
 //
 //	config source ──Update(snapshot)──▶ latest (latest wins, never blocks)
@@ -34,19 +34,18 @@
 //	                                      │   equal sets shared between nodes
 //	                                      │ 6 unchanged? stop: this proxy is not affected
 //	                                      ▼
-//	                       SetSnapshot(node) in the sidecar cache (cache.go: ADS order,
-//	                       SotW EDS/RDS send only what the stream lacks; only
-//	                       watches of types whose shared set changed are walked)
+//	                       SetSnapshot(node) in the sidecar cache (cache.go), which
+//	                       wakes the node's streams (one slot each: latest wins),
 //	                       or go-control-plane's proxyless cache (GENERATOR: grpc)
-//	                                      │ 7 SotW: open watches answered; delta: the
-//	                                      │   node's streams woken (one slot each:
-//	                                      ▼   latest wins)
-//	  delta stream loop (delta.go), one goroutine per stream and one reading requests:
-//	    7d per type, in ADS order, unless a response is unanswered: diff the node's
-//	       current set against what the client holds (deltaSub: the shared set last
-//	       sent, plus rare exceptions; subscribed names an interned shared list),
-//	       send changes and removed_resources, each resource as its shared
-//	       pre-encoded bytes (wire.go)
+//	                                      ▼
+//	  stream loops (sotw.go, delta.go), one goroutine per stream and one reading requests:
+//	    7 per type, in ADS order, diff the node's current set against what the
+//	      client holds (deltaSub: the shared set last sent, plus rare exceptions;
+//	      subscribed names an interned shared list). SotW: answer the open watch
+//	      (one response per accepted request), LDS/CDS in full when the version
+//	      differs, EDS/RDS only what the client lacks. Delta, unless a response is
+//	      unanswered: changes and removed_resources. Each resource is written as
+//	      its shared pre-encoded bytes (wire.go)
 //	                                      ▼
 //	  proxy ◀── response ── 8 sent version, nonce, pilot_xds_pushes (callbacks.go);
 //	                        sidecars' and gateways' responses written from the
@@ -56,7 +55,8 @@
 //	                        admitted in order while readers make progress (codec.go)
 //	  proxy ── ACK/NACK ──▶ 9 acked version, NACK reason, pilot_total_xds_rejects;
 //	                        request names replaced by the node's sets' copies (intern);
-//	                        delta: subscription changes applied (deltaSub.request)
+//	                        subscription changes applied (sotwSub.accept,
+//	                        deltaSub.request); stale SotW requests ignored
 //	                                      │
 //	                                      ▼
 //	                                  Status() (/debug/syncz)
@@ -74,21 +74,20 @@
 // select are translated in full). Anything else recomputes every node.
 //
 // Per node the server keeps pointers only: its last snapshot is four
-// shared sets of shared, pre-encoded resources. go-control-plane's
-// state-of-the-world server keeps, per stream, the names and versions it
-// sent of EDS and RDS and the names subscribed: about 67 bytes per resource
-// per stream, the floor of a SotW proxy's cost; each response builds a new
-// version map, since go-control-plane drops a pending response when the
-// next request of its type arrives and the stream must keep what it was
-// sent. A delta stream keeps per type a pointer to the shared set it last
-// sent and to a shared list of the names it subscribes, and maps only for
-// the exceptions (a name unsubscribed, initial_resource_versions before the
-// first response, a client holding a few names of a large set): with 1000
-// services its state is a few hundred bytes where go-control-plane's delta
-// server kept ~210 KB (issue 5). Its responses follow go-control-plane's
-// rules (legacy and explicit wildcard, subscribe and unsubscribe, a NACK
-// recorded and nothing re-sent, at most one unanswered response per type);
-// FuzzDeltaSub checks them against go-control-plane's subscription.
+// shared sets of shared, pre-encoded resources. Per stream and type it
+// keeps a pointer to the shared set it last sent and to a shared list of
+// the names it subscribes, and maps only for the exceptions (a name
+// unsubscribed, initial_resource_versions before the first delta response,
+// a client holding a few names of a large set): with 1000 services a few
+// hundred bytes per type (BenchmarkDeltaStreamState), where go-control-
+// plane's servers kept a name set and a name→version map per stream and
+// type (~137 KB for 1000 resources), SotW a new map for every response
+// (issue 5). The streams follow go-control-plane's rules (legacy and
+// explicit wildcard, subscribe and unsubscribe, a NACK recorded and nothing
+// re-sent, one response per accepted SotW request and stale nonces
+// ignored, at most one unanswered delta response per type); FuzzDeltaSub
+// and FuzzSotwSub check them against go-control-plane's subscriptions and
+// the responses the sidecar cache computed for its server.
 //
 // A node exists from its first request until its last stream closes, when
 // its snapshot is cleared from the cache. Each node's computations are
