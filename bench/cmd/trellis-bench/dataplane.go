@@ -86,50 +86,98 @@ func runLatency(ctx context.Context, e *env, rep *report.Report) {
 	tbl := rep.NewTable("latency", "Latency at 1000 rps, 1 KiB payload, HTTP/1.1 keep-alive, two hops (µs; + is added over no mesh)", latencyCols...)
 	tbl.Note("CPU is per proxy process tree (nginx master + worker), from /proc/PID/stat utime+stime over the measured run, divided by the achieved krps.")
 	tbl.Note("%s", hopNote(e))
+	if e.rounds > 1 {
+		tbl.Note("Each row is the median of %d rounds; every round runs every kind once, in turn, and added latency is taken against the same round's no mesh.", e.rounds)
+	}
 	conns := []int{16, 4}
 	runHTTPKinds(ctx, e, tbl, "latency", e.kinds(true), conns, func(c int) fortio.Load {
 		return fortio.Load{QPS: 1000, Connections: c, Duration: e.loadDur, PayloadSize: 1024}
-	}, true)
+	}, true, e.rounds)
 }
 
 // runHTTPKinds runs load(c) for each connection count through every kind and
-// fills tbl, including added latency over no mesh.
-func runHTTPKinds(ctx context.Context, e *env, tbl *report.Table, scenario string, kinds []string, conns []int, load func(c int) fortio.Load, profile bool) {
-	base := map[int]map[string]float64{}
-	for _, kind := range kinds {
-		name := scenario + "-" + strings.ReplaceAll(kind, " ", "")
-		t, err := startKind(ctx, e, kind, name)
-		for _, c := range conns {
-			label := fmt.Sprintf("%s c=%d", kind, c)
-			if err != nil {
-				tbl.Skip(label, err.Error())
-				continue
+// fills tbl, including added latency over no mesh. With rounds > 1 it runs
+// every kind once per round (so that a noisy moment of the machine is
+// spread over all of them rather than landing on one) and each row is the
+// median of its rounds; added latency is taken against the same round's
+// no mesh.
+func runHTTPKinds(ctx context.Context, e *env, tbl *report.Table, scenario string, kinds []string, conns []int, load func(c int) fortio.Load, profile bool, rounds int) {
+	rounds = max(rounds, 1)
+	runs := map[string][]map[string]float64{}
+	skipped := map[string]string{}
+	var order []string
+	for r := range rounds {
+		base := map[int]map[string]float64{}
+		for _, kind := range kinds {
+			name := scenario + "-" + strings.ReplaceAll(kind, " ", "")
+			if rounds > 1 {
+				name += fmt.Sprintf("-r%d", r+1)
 			}
-			l := load(c)
-			l.Target, l.Host = t.url(meshcfg.PortHTTP), t.host
-			res, u, rerr := measured(ctx, e, t, fmt.Sprintf("%s-c%d", name, c), l)
-			if rerr == nil && profile && kind == "trellis" && c == conns[0] {
-				profiledRun(ctx, e, t, tbl, fmt.Sprintf("%s-c%d-profiled", name, c), l)
-			}
-			if rerr != nil {
-				tbl.Skip(label, rerr.Error())
-				continue
-			}
-			v := latencyValues(res)
-			if kind == "no mesh" {
-				base[c] = v
-			} else if b := base[c]; b != nil {
-				for _, p := range fortio.Percentiles {
-					v["added_"+pctKey(p)] = v[pctKey(p)] - b[pctKey(p)]
+			t, err := startKind(ctx, e, kind, name)
+			for _, c := range conns {
+				label := fmt.Sprintf("%s c=%d", kind, c)
+				if r == 0 {
+					order = append(order, label)
 				}
+				if err != nil {
+					skipped[label] = err.Error()
+					continue
+				}
+				l := load(c)
+				l.Target, l.Host = t.url(meshcfg.PortHTTP), t.host
+				res, u, rerr := measured(ctx, e, t, fmt.Sprintf("%s-c%d", name, c), l)
+				if rerr == nil && profile && kind == "trellis" && c == conns[0] && r == rounds-1 {
+					profiledRun(ctx, e, t, tbl, fmt.Sprintf("%s-c%d-profiled", name, c), l)
+				}
+				if rerr != nil {
+					skipped[label] = rerr.Error()
+					continue
+				}
+				v := latencyValues(res)
+				if kind == "no mesh" {
+					base[c] = v
+				} else if b := base[c]; b != nil {
+					for _, p := range fortio.Percentiles {
+						v["added_"+pctKey(p)] = v[pctKey(p)] - b[pctKey(p)]
+					}
+				}
+				addUsage(v, u, res.ActualQPS)
+				runs[label] = append(runs[label], v)
 			}
-			addUsage(v, u, res.ActualQPS)
-			tbl.Add(label, v)
-		}
-		if t != nil {
-			t.Close()
+			if t != nil {
+				t.Close()
+			}
 		}
 	}
+	for _, label := range order {
+		if vs := runs[label]; len(vs) > 0 {
+			tbl.Add(label, medianValues(vs))
+		} else {
+			tbl.Skip(label, skipped[label])
+		}
+	}
+}
+
+// medianValues returns, for every key of vs, the median of its values (the
+// mean of the middle two for an even count).
+func medianValues(vs []map[string]float64) map[string]float64 {
+	all := map[string][]float64{}
+	for _, v := range vs {
+		for k, x := range v {
+			all[k] = append(all[k], x)
+		}
+	}
+	out := make(map[string]float64, len(all))
+	for k, xs := range all {
+		slices.Sort(xs)
+		n := len(xs)
+		if n%2 == 1 {
+			out[k] = xs[n/2]
+		} else {
+			out[k] = (xs[n/2-1] + xs[n/2]) / 2
+		}
+	}
+	return out
 }
 
 // addUsage adds per-proxy CPU (vCPU per krps) and RSS (MB) to v.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +38,7 @@ func run() error {
 		binDir   = flag.String("bin", "", "directory with prebuilt trellisd and trellis-proxy (default: build them)")
 		quick    = flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "smoke run: short durations, small sizes (BENCH_QUICK=1)")
 		duration = flag.Duration("duration", 0, "length of each measured load run (BENCH_DURATION; default 20s, 2s quick)")
+		rounds   = flag.Int("rounds", envInt("BENCH_ROUNDS"), "rounds of the latency scenario, each row their median (BENCH_ROUNDS; default 3, 1 quick)")
 		only     = flag.String("only", os.Getenv("BENCH_ONLY"), "comma-separated scenarios to run: "+strings.Join(scenarios, ","))
 		mtls     = flag.Bool("mtls", true, "mutual TLS between the two hops (Trellis automatic mTLS, HAProxy/nginx TLS); false: plain text everywhere")
 		verbose  = flag.Bool("v", false, "debug logging")
@@ -70,7 +72,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	e, err := newEnv(ctx, log, envOptions{root: *root, binDir: *binDir, quick: *quick, duration: *duration, mtls: *mtls})
+	e, err := newEnv(ctx, log, envOptions{root: *root, binDir: *binDir, quick: *quick, duration: *duration, mtls: *mtls, rounds: *rounds})
 	if err != nil {
 		return err
 	}
@@ -118,6 +120,7 @@ type envOptions struct {
 	quick        bool
 	duration     time.Duration
 	mtls         bool
+	rounds       int // 0: the default
 }
 
 // env is everything scenarios share: tools, directories, durations.
@@ -132,6 +135,7 @@ type env struct {
 
 	loadDur time.Duration // each measured load run
 	warmDur time.Duration // warm-up before each measured run
+	rounds  int           // rounds of the latency scenario
 
 	fortio, haproxy, nginx, trellisd, proxy string // binaries; "" when missing
 	missing                                 map[string]string
@@ -167,12 +171,15 @@ func newEnv(ctx context.Context, log *slog.Logger, o envOptions) (*env, error) {
 	stamp := time.Now().UTC().Format("20060102-150405")
 	e := &env{log: log, root: root, stamp: stamp, quick: o.quick, mtls: o.mtls, missing: map[string]string{},
 		runDir: filepath.Join(root, "bench", ".run", stamp), results: filepath.Join(root, "bench", "results")}
-	e.loadDur, e.warmDur = 20*time.Second, 2*time.Second
+	e.loadDur, e.warmDur, e.rounds = 20*time.Second, 2*time.Second, 3
 	if o.quick {
-		e.loadDur, e.warmDur = 2*time.Second, 500*time.Millisecond
+		e.loadDur, e.warmDur, e.rounds = 2*time.Second, 500*time.Millisecond, 1
 	}
 	if o.duration > 0 {
 		e.loadDur = o.duration
+	}
+	if o.rounds > 0 {
+		e.rounds = o.rounds
 	}
 	for _, d := range []string{e.runDir, e.results} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -313,4 +320,11 @@ func firstLines(s string, n int) string {
 		lines = lines[:n]
 	}
 	return strings.Join(lines, "; ")
+}
+
+// envInt is the integer in the environment variable name, 0 when unset or
+// not a number.
+func envInt(name string) int {
+	n, _ := strconv.Atoi(os.Getenv(name))
+	return n
 }

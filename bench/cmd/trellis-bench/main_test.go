@@ -126,3 +126,16 @@ func TestMedianMemStat(t *testing.T) {
 		t.Errorf("medianMemStat(nil) = %+v, want zero", got)
 	}
 }
+
+func TestMedianValues(t *testing.T) {
+	got := medianValues([]map[string]float64{
+		{"p99": 3, "added_p99": 10, "only": 1},
+		{"p99": 1, "added_p99": 30},
+		{"p99": 2, "added_p99": 20},
+		{"p99": 9},
+	})
+	want := map[string]float64{"p99": 2.5, "added_p99": 20, "only": 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("medianValues (-want +got):\n%s", diff)
+	}
+}
