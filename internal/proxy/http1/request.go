@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -30,7 +31,8 @@ type requestHead struct {
 	hdr  http.Header
 	body bodyReader
 	// last is the previous head: a head equal to it reuses its strings.
-	last string
+	last   string
+	fields headCache
 }
 
 // maxFastHeaders bounds the header fields the fast path handles.
@@ -59,7 +61,7 @@ func (h *requestHead) parse(br *bufio.Reader, maxHeader int) *http.Request {
 	}
 	clear(h.hdr)
 	var f fields
-	if !f.scan(rest, h.hdr, true) || f.hosts != 1 || !httpguts.ValidHostHeader(f.host) {
+	if !h.fields.fill(s, rest, h.hdr, true, &f) || f.hosts != 1 || !httpguts.ValidHostHeader(f.host) {
 		return nil
 	}
 
@@ -107,6 +109,42 @@ func bufferedHead(br *bufio.Reader, limit int, last string) (s string, n int, ok
 	return string(head), end + 4, true
 }
 
+// headCache keeps the fields of the last head scanned, so that a head
+// equal to it (a keep-alive client repeating itself) fills the header map
+// without scanning and validating its lines again.
+type headCache struct {
+	of    string  // the head pairs and f describe
+	pairs []field // in order, repeats included
+	f     fields
+}
+
+// field is one header field line, key canonical.
+type field struct{ key, value string }
+
+// fill fills the empty map hdr and f from the field lines rest of the
+// head s, as fields.scan does.
+func (c *headCache) fill(s, rest string, hdr http.Header, request bool, f *fields) bool {
+	if s != c.of || c.of == "" {
+		c.of, c.pairs = "", c.pairs[:0]
+		if !f.scan(rest, hdr, request, &c.pairs) {
+			return false
+		}
+		c.of, c.f = s, *f
+		return true
+	}
+	*f = c.f
+	vals := make([]string, 0, len(c.pairs))
+	for _, p := range c.pairs {
+		if old, ok := hdr[p.key]; ok {
+			hdr[p.key] = append(old[:len(old):len(old)], p.value)
+			continue
+		}
+		vals = append(vals, p.value)
+		hdr[p.key] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	return true
+}
+
 // fields is what scan found besides the header map.
 type fields struct {
 	host   string
@@ -120,13 +158,13 @@ type fields struct {
 // Content-Length or a bad one, Transfer-Encoding, Trailer, Pragma
 // (net/http adds Cache-Control for it). A request's Host goes to f, not
 // hdr, as http.ReadRequest does.
-func (f *fields) scan(rest string, hdr http.Header, request bool) bool {
+func (f *fields) scan(rest string, hdr http.Header, request bool, pairs *[]field) bool {
 	var vals []string
 	cls := 0
 	for rest != "" {
 		var line string
 		line, rest, _ = cutCRLF(rest)
-		colon := indexByte(line, ':')
+		colon := strings.IndexByte(line, ':')
 		if colon <= 0 {
 			return false
 		}
@@ -142,7 +180,7 @@ func (f *fields) scan(rest string, hdr http.Header, request bool) bool {
 		case "Host":
 			if request {
 				f.host, f.hosts = v, f.hosts+1
-				continue
+				continue // not in pairs either: f has it
 			}
 		case "Content-Length":
 			n, ok := parseLength(v)
@@ -153,12 +191,13 @@ func (f *fields) scan(rest string, hdr http.Header, request bool) bool {
 		case "Transfer-Encoding", "Trailer", "Pragma":
 			return false
 		}
+		*pairs = append(*pairs, field{key, v})
 		if old, ok := hdr[key]; ok {
 			hdr[key] = append(old[:len(old):len(old)], v) // copies: rare
 			continue
 		}
 		if vals == nil {
-			vals = make([]string, 0, min(countLines(rest)+1, maxFastHeaders))
+			vals = make([]string, 0, min(strings.Count(rest, "\n")+1, maxFastHeaders))
 		}
 		if len(vals) == cap(vals) {
 			return false
@@ -196,38 +235,17 @@ func plausibleHead(head []byte) bool {
 }
 
 func cutCRLF(s string) (line, rest string, ok bool) {
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '\r' && s[i+1] == '\n' {
-			return s[:i], s[i+2:], true
-		}
+	if i := strings.Index(s, "\r\n"); i >= 0 {
+		return s[:i], s[i+2:], true
 	}
 	return s, "", false
 }
 
 func cut(s string, c byte) (before, after string, found bool) {
-	if i := indexByte(s, c); i >= 0 {
+	if i := strings.IndexByte(s, c); i >= 0 {
 		return s[:i], s[i+1:], true
 	}
 	return s, "", false
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func countLines(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			n++
-		}
-	}
-	return n
 }
 
 // plainTarget reports an origin-form target whose path net/url keeps as

@@ -3,6 +3,7 @@ package http1
 import (
 	"bufio"
 	"net/http"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -17,7 +18,8 @@ import (
 // unless the caller lends its own (Client.RoundTripInto); the head's
 // string is reused while the upstream repeats it byte for byte.
 type responseHead struct {
-	last string
+	last   string
+	fields headCache
 }
 
 // parse returns the response at the start of br, or nil (consuming
@@ -52,10 +54,10 @@ func (h *responseHead) parse(br *bufio.Reader, req *http.Request, into *http.Res
 		hdr = into.Header
 		clear(hdr)
 	} else {
-		hdr = make(http.Header, countLines(rest))
+		hdr = make(http.Header, strings.Count(rest, "\n"))
 	}
 	var f fields
-	if !f.scan(rest, hdr, false) || hdr["Content-Length"] == nil ||
+	if !h.fields.fill(s, rest, hdr, false, &f) || hdr["Content-Length"] == nil ||
 		httpguts.HeaderValuesContainsToken(hdr["Connection"], "close") {
 		return nil
 	}
