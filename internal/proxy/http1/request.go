@@ -30,8 +30,8 @@ type requestHead struct {
 	url  url.URL
 	hdr  http.Header
 	body bodyReader
-	// last is the previous head: a head equal to it reuses its strings.
-	last   string
+	// fields holds the last head scanned: a head equal to it reuses its
+	// strings and fields.
 	fields headCache
 }
 
@@ -42,7 +42,7 @@ const maxFastHeaders = 64
 // (consuming nothing) when the head is not one the fast path handles.
 // maxHeader is MaxHeaderBytes: longer heads are declined too.
 func (h *requestHead) parse(br *bufio.Reader, maxHeader int) *http.Request {
-	s, n, ok := bufferedHead(br, maxHeader, h.last)
+	s, n, ok := bufferedHead(br, maxHeader, h.fields.of)
 	if !ok {
 		return nil
 	}
@@ -65,7 +65,6 @@ func (h *requestHead) parse(br *bufio.Reader, maxHeader int) *http.Request {
 		return nil
 	}
 
-	h.last = s
 	h.url = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
 	h.req = http.Request{
 		Method:        method,

@@ -18,8 +18,7 @@ import (
 // unless the caller lends its own (Client.RoundTripInto); the head's
 // string is reused while the upstream repeats it byte for byte.
 type responseHead struct {
-	last   string
-	fields headCache
+	fields headCache // the last head scanned
 }
 
 // parse returns the response at the start of br, or nil (consuming
@@ -29,7 +28,7 @@ func (h *responseHead) parse(br *bufio.Reader, req *http.Request, into *http.Res
 	if req.Method == http.MethodHead {
 		return nil
 	}
-	s, n, ok := bufferedHead(br, clientMaxHeaderBytes, h.last)
+	s, n, ok := bufferedHead(br, clientMaxHeaderBytes, h.fields.of)
 	if !ok {
 		return nil
 	}
@@ -61,7 +60,6 @@ func (h *responseHead) parse(br *bufio.Reader, req *http.Request, into *http.Res
 		httpguts.HeaderValuesContainsToken(hdr["Connection"], "close") {
 		return nil
 	}
-	h.last = s
 	resp := into
 	if resp == nil {
 		resp = new(http.Response)
