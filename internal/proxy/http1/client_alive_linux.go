@@ -17,7 +17,8 @@ func peekAlive(nc net.Conn) bool {
 		nc = t.NetConn()
 	}
 	if w, ok := nc.(*waitConn); ok {
-		return w.peekAlive()
+		quiet, ok := w.probe()
+		return ok && quiet
 	}
 	var raw syscall.RawConn
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -36,24 +37,21 @@ func peekAlive(nc net.Conn) bool {
 	return err == nil && alive
 }
 
-// peekAlive is peekAlive for c, with a callback bound once per
-// connection: no allocation per probe.
-func (c *waitConn) peekAlive() bool {
+// probe peeks at c without blocking: quiet when the connection is open
+// with nothing to read; ok is false when the probe itself failed. Its
+// callback is bound once per connection: no allocation per probe.
+func (c *waitConn) probe() (quiet, ok bool) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	c.bindPeek()
-	c.alive = false
-	err := c.raw.Read(c.peekFn)
-	return err == nil && c.alive
-}
-
-func (c *waitConn) bindPeek() {
 	if c.peekFn == nil {
 		c.peekFn = func(fd uintptr) bool {
 			c.alive = peekFD(fd)
 			return true
 		}
 	}
+	c.alive = false
+	err := c.raw.Read(c.peekFn)
+	return c.alive, err == nil
 }
 
 // peekFD reports whether fd's connection is open and quiet.

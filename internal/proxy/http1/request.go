@@ -121,27 +121,32 @@ type headCache struct {
 type field struct{ key, value string }
 
 // fill fills the empty map hdr and f from the field lines rest of the
-// head s, as fields.scan does.
+// head s: scanned (fields.scan) unless s is the last head scanned.
 func (c *headCache) fill(s, rest string, hdr http.Header, request bool, f *fields) bool {
 	if s != c.of || c.of == "" {
-		c.of, c.pairs = "", c.pairs[:0]
-		if !f.scan(rest, hdr, request, &c.pairs) {
+		c.of, c.pairs, c.f = "", c.pairs[:0], fields{}
+		if !c.f.scan(rest, request, &c.pairs) {
 			return false
 		}
-		c.of, c.f = s, *f
-		return true
+		c.of = s
 	}
 	*f = c.f
-	vals := make([]string, 0, len(c.pairs))
-	for _, p := range c.pairs {
+	put(hdr, c.pairs)
+	return true
+}
+
+// put adds pairs to hdr as textproto does, values sharing one array; each
+// key's slice is capped so that an append copies.
+func put(hdr http.Header, pairs []field) {
+	vals := make([]string, 0, len(pairs))
+	for _, p := range pairs {
 		if old, ok := hdr[p.key]; ok {
-			hdr[p.key] = append(old[:len(old):len(old)], p.value)
+			hdr[p.key] = append(old[:len(old):len(old)], p.value) // copies: rare
 			continue
 		}
 		vals = append(vals, p.value)
 		hdr[p.key] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	return true
 }
 
 // fields is what scan found besides the header map.
@@ -151,14 +156,14 @@ type fields struct {
 	length int64 // Content-Length; 0 when absent
 }
 
-// scan parses the field lines in rest into hdr, as textproto's
+// scan parses the field lines in rest into pairs, as textproto's
 // ReadMIMEHeader and net/http's transfer rules would, or returns false
-// for what the fast paths leave to net/http: a bad line, more than one
-// Content-Length or a bad one, Transfer-Encoding, Trailer, Pragma
-// (net/http adds Cache-Control for it). A request's Host goes to f, not
-// hdr, as http.ReadRequest does.
-func (f *fields) scan(rest string, hdr http.Header, request bool, pairs *[]field) bool {
-	var vals []string
+// for what the fast paths leave to net/http: a bad line, more than
+// maxFastHeaders fields, more than one Content-Length or a bad one,
+// Transfer-Encoding, Trailer, Pragma (net/http adds Cache-Control for
+// it). A request's Host goes to f, not pairs, as http.ReadRequest takes it
+// out of the header.
+func (f *fields) scan(rest string, request bool, pairs *[]field) bool {
 	cls := 0
 	for rest != "" {
 		var line string
@@ -179,7 +184,7 @@ func (f *fields) scan(rest string, hdr http.Header, request bool, pairs *[]field
 		case "Host":
 			if request {
 				f.host, f.hosts = v, f.hosts+1
-				continue // not in pairs either: f has it
+				continue
 			}
 		case "Content-Length":
 			n, ok := parseLength(v)
@@ -190,19 +195,10 @@ func (f *fields) scan(rest string, hdr http.Header, request bool, pairs *[]field
 		case "Transfer-Encoding", "Trailer", "Pragma":
 			return false
 		}
-		*pairs = append(*pairs, field{key, v})
-		if old, ok := hdr[key]; ok {
-			hdr[key] = append(old[:len(old):len(old)], v) // copies: rare
-			continue
-		}
-		if vals == nil {
-			vals = make([]string, 0, min(strings.Count(rest, "\n")+1, maxFastHeaders))
-		}
-		if len(vals) == cap(vals) {
+		if len(*pairs) == maxFastHeaders {
 			return false
 		}
-		vals = append(vals, v)
-		hdr[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+		*pairs = append(*pairs, field{key, v})
 	}
 	return true
 }

@@ -360,8 +360,9 @@ func (sc *serverConn) readRequest() (*serverResponse, error) {
 	}
 	if req := sc.head.parse(sc.br, s.maxHeader); req != nil {
 		// The whole head was buffered: no read, so no header deadline.
+		// The fast path took only valid fields and one valid Host.
 		_ = sc.rwc.SetReadDeadline(time.Time{})
-		if err := checkRequest(req, false); err != nil {
+		if err := checkExpect(req); err != nil {
 			return nil, err
 		}
 		req.RemoteAddr = sc.remote
@@ -468,6 +469,11 @@ func checkRequest(req *http.Request, tooLarge bool) error {
 			}
 		}
 	}
+	return checkExpect(req)
+}
+
+// checkExpect refuses an expectation other than 100-continue (417).
+func checkExpect(req *http.Request) error {
 	if e := req.Header["Expect"]; len(e) > 0 && !(len(e) == 1 && strings.EqualFold(e[0], "100-continue")) {
 		return &statusError{http.StatusExpectationFailed, ""}
 	}

@@ -62,7 +62,7 @@ type waitConn struct {
 	failed bool // sending the held bytes failed (errno), or stopped at EAGAIN
 	wrote  bool // the held bytes (if any) were handed to the socket
 	readFn func(fd uintptr) bool
-	peekFn func(fd uintptr) bool // peekAlive's (client_alive_linux.go)
+	peekFn func(fd uintptr) bool // probe's (client_alive_linux.go)
 	alive  bool
 
 	wmu     sync.Mutex
@@ -131,16 +131,11 @@ func (c *waitConn) flush() error {
 	return c.sendHeld()
 }
 
-// readable reports, without blocking, whether bytes wait to be read.
+// readable reports, without blocking, whether bytes (or an EOF, which a
+// read reports) wait to be read.
 func (c *waitConn) readable() bool {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	c.bindPeek()
-	c.alive = true
-	if err := c.raw.Read(c.peekFn); err != nil {
-		return false
-	}
-	return !c.alive // not "open and quiet": data (or EOF, which a read reports)
+	quiet, ok := c.probe()
+	return ok && !quiet
 }
 
 func (c *waitConn) Write(p []byte) (int, error) {

@@ -85,13 +85,16 @@ func (roundTripper) roundTrip(out *http.Request, bodyp **replayBody) (*http.Resp
 		tried = append(tried, pick.Addr)
 
 		rt := up.transportForEndpoint(pick.Endpoint, ex.downH2, ex.upgrade)
-		if _, ok := rt.(*http1.Client); !ok || !http1.SyncBody(out) {
-			ex.shared = true // the transport may use out (and ex) later
-		}
-		if _, sync := rt.(*http1.Client); !sync && body != nil {
-			// net/http may read the body after RoundTrip returns (HTTP/2
-			// streams it): its buffer must not be recycled.
-			body.shared = true
+		h1, isH1 := rt.(*http1.Client)
+		if !isH1 || !http1.SyncBody(out) {
+			// The transport may use out after RoundTrip returns (HTTP/2
+			// streams the body, a large HTTP/1.1 body is written by a
+			// goroutine): neither the exchange nor the body's buffer may
+			// be recycled.
+			ex.shared = true
+			if body != nil {
+				body.shared = true
+			}
 		}
 		if up.ext.state != nil {
 			ex.releaseAttempt()
@@ -122,10 +125,10 @@ func (roundTripper) roundTrip(out *http.Request, bodyp **replayBody) (*http.Resp
 
 		var resp *http.Response
 		var err error
-		if c, ok := rt.(*http1.Client); ok && !ex.shared && attempt == 1 {
+		if isH1 && !ex.shared && attempt == 1 {
 			// The exchange lends its response (and header map): it is
 			// recycled only after the handler is done with them.
-			resp, err = c.RoundTripInto(req, &ex.resp)
+			resp, err = h1.RoundTripInto(req, &ex.resp)
 		} else {
 			resp, err = rt.RoundTrip(req)
 		}
