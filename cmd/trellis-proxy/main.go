@@ -69,6 +69,7 @@ import (
 	"github.com/trellis-mesh/trellis/internal/memlimit"
 	"github.com/trellis-mesh/trellis/internal/proxy/admin"
 	"github.com/trellis-mesh/trellis/internal/proxy/listener"
+	"github.com/trellis-mesh/trellis/internal/proxy/residency"
 	"github.com/trellis-mesh/trellis/internal/proxy/runtime"
 	"github.com/trellis-mesh/trellis/internal/proxy/secrets"
 	"github.com/trellis-mesh/trellis/internal/proxy/tcpproxy"
@@ -99,6 +100,7 @@ type flags struct {
 	logLevel     slog.Level
 	memoryLimit  memlimit.Size
 	gcPercent    int
+	releaseStart bool
 	id           idFlags
 }
 
@@ -125,7 +127,7 @@ const defaultMemoryLimit memlimit.Size = 0
 const defaultGCPercent = 50
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
-	f := flags{memoryLimit: defaultMemoryLimit, gcPercent: defaultGCPercent}
+	f := flags{memoryLimit: defaultMemoryLimit, gcPercent: defaultGCPercent, releaseStart: true}
 	var workload, address string
 	fs := flag.NewFlagSet("trellis-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -146,6 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.Var(&f.memoryLimit, "memory-limit", "the Go runtime's soft memory limit, in GOMEMLIMIT's syntax (e.g. 24MiB); 0: none. GOMEMLIMIT in the environment wins")
 	fs.IntVar(&f.gcPercent, "gc-percent", f.gcPercent, "the Go runtime's GC percentage (GOGC); negative: off. GOGC in the environment wins")
+	fs.BoolVar(&f.releaseStart, "release-start-pages", f.releaseStart, "once the first config is serving, unmap the binary's pages that start-up touched (they stay in the page cache; what runs faults back in) and return freed heap to the kernel")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -176,6 +179,18 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return f, fmt.Errorf("--drain-timeout %s: must be positive", f.drainTimeout)
 	}
 	return f, nil
+}
+
+// releaseStartPages hands back what start-up left resident once the first
+// config is serving: the binary's pages that package initialisation and the
+// first decode touched, and heap freed since (internal/proxy/residency).
+func releaseStartPages(log *slog.Logger) {
+	r, err := residency.Release()
+	if err != nil {
+		log.Warn("start-up pages not released", "error", err)
+		return
+	}
+	log.Info("start-up pages released", "mappings", r.Mappings, "rss_file_before", r.FileBefore, "rss_file_after", r.FileAfter)
 }
 
 // nodeID is Istio's TYPE~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local
@@ -269,7 +284,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.address.IsValid() {
 		addrc <- f.address
 	}
-	var learnOnce sync.Once
+	var learnOnce, releaseOnce sync.Once
 	client := xdsclient.New(xdsclient.Options{
 		Server:      cp.xds,
 		Node:        &corev3.Node{Id: nodeID(f), Cluster: f.name + "." + f.namespace},
@@ -279,6 +294,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		OnConfig: func(cfg *runtime.Config) {
 			if err := mgr.Apply(cfg); err != nil {
 				log.Error("config applied with errors", "version", cfg.Version, "error", err)
+			}
+			if f.releaseStart {
+				releaseOnce.Do(func() { go releaseStartPages(log) })
 			}
 			if f.address.IsValid() {
 				return

@@ -30,6 +30,7 @@ func TestParseFlags(t *testing.T) {
 		{"stray argument", []string{"--workload", "a/b", "extra"}, "unexpected", ""},
 		{"gc percent", []string{"--workload", "a/b", "--gc-percent", "100"}, "", "sidecar~~b.a~a.svc.cluster.local"},
 		{"gc percent not a number", []string{"--workload", "a/b", "--gc-percent", "half"}, "gc-percent", ""},
+		{"keep start-up pages", []string{"--workload", "a/b", "--release-start-pages=false"}, "", "sidecar~~b.a~a.svc.cluster.local"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,6 +53,9 @@ func TestParseFlags(t *testing.T) {
 			}
 			if f.gcPercent != wantPct {
 				t.Errorf("gcPercent = %d, want %d", f.gcPercent, wantPct)
+			}
+			if want := !slices.Contains(tt.args, "--release-start-pages=false"); f.releaseStart != want {
+				t.Errorf("releaseStart = %v, want %v", f.releaseStart, want)
 			}
 		})
 	}

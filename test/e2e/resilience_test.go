@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,6 +16,16 @@ func TestLiveReroute(t *testing.T) {
 	m := startMesh(t, meshOptions{Subset: "v1"})
 	l := startLoad(t, m, "echo-v1")
 	l.waitSeen(t, 0, loadWorkers)
+	// Each sidecar unmaps its start-up pages once its first config serves
+	// (--release-start-pages): the load must not notice.
+	for name, p := range m.proxies {
+		waitFor(t, name+" releasing its start-up pages", readyTimeout, func() error {
+			if !strings.Contains(p.out.String(), "start-up pages released") {
+				return errors.New("not logged yet")
+			}
+			return nil
+		}, p)
+	}
 	stable := map[int]string{} // phase id → the workload that phase must see
 	for i := range 10 {
 		subset := []string{"v2", "v1"}[i%2]

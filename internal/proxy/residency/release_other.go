@@ -1,0 +1,7 @@
+//go:build !linux
+
+package residency
+
+import "errors"
+
+func releaseExecutable() (Result, error) { return Result{}, errors.ErrUnsupported }
