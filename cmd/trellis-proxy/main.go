@@ -181,10 +181,34 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	return f, nil
 }
 
-// releaseStartPages hands back what start-up left resident once the first
-// config is serving: the binary's pages that package initialisation and the
-// first decode touched, and heap freed since (internal/proxy/residency).
-func releaseStartPages(log *slog.Logger) {
+// startSettle is how long after the first config serves (and the
+// workload certificate is in hand) start-up counts as over: listeners
+// accepting, the admin servers and the stream's first acknowledgements run
+// code once that would otherwise stay mapped.
+const startSettle = time.Second
+
+// releaseAfterStart hands back what start-up left resident once it is
+// over: the binary's pages that package initialisation, the first
+// certificate and the first config touched, and heap freed since
+// (internal/proxy/residency). A nil certified channel means no identity.
+func releaseAfterStart(ctx context.Context, configured, certified <-chan struct{}, log *slog.Logger) {
+	for _, c := range []<-chan struct{}{configured, certified} {
+		if c == nil {
+			continue
+		}
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return
+		}
+	}
+	t := time.NewTimer(startSettle)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return
+	}
 	r, err := residency.Release()
 	if err != nil {
 		log.Warn("start-up pages not released", "error", err)
@@ -284,7 +308,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.address.IsValid() {
 		addrc <- f.address
 	}
-	var learnOnce, releaseOnce sync.Once
+	var learnOnce, configuredOnce sync.Once
+	configured := make(chan struct{}) // closed by the first config
 	client := xdsclient.New(xdsclient.Options{
 		Server:      cp.xds,
 		Node:        &corev3.Node{Id: nodeID(f), Cluster: f.name + "." + f.namespace},
@@ -295,9 +320,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			if err := mgr.Apply(cfg); err != nil {
 				log.Error("config applied with errors", "version", cfg.Version, "error", err)
 			}
-			if f.releaseStart {
-				releaseOnce.Do(func() { go releaseStartPages(log) })
-			}
+			configuredOnce.Do(func() { close(configured) })
 			if f.address.IsValid() {
 				return
 			}
@@ -334,6 +357,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			errc <- fmt.Errorf("xds: %w", err)
 		}
 	}()
+	if f.releaseStart {
+		var certified <-chan struct{} // nil: no identity to wait for
+		if agent != nil {
+			certified = agent.Ready()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			releaseAfterStart(ctx, configured, certified, log)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		var a netip.Addr
