@@ -209,12 +209,11 @@ func releaseAfterStart(ctx context.Context, configured, certified <-chan struct{
 	case <-ctx.Done():
 		return
 	}
-	r, err := residency.Release()
-	if err != nil {
+	// Logged before: logging after would map the logger's code back in.
+	log.Info("releasing start-up pages")
+	if _, err := residency.Release(); err != nil {
 		log.Warn("start-up pages not released", "error", err)
-		return
 	}
-	log.Info("start-up pages released", "mappings", r.Mappings, "rss_file_before", r.FileBefore, "rss_file_after", r.FileAfter)
 }
 
 // nodeID is Istio's TYPE~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local

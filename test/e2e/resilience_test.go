@@ -20,7 +20,7 @@ func TestLiveReroute(t *testing.T) {
 	// (--release-start-pages): the load must not notice.
 	for name, p := range m.proxies {
 		waitFor(t, name+" releasing its start-up pages", readyTimeout, func() error {
-			if !strings.Contains(p.out.String(), "start-up pages released") {
+			if !strings.Contains(p.out.String(), "releasing start-up pages") {
 				return errors.New("not logged yet")
 			}
 			return nil
