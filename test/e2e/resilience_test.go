@@ -35,6 +35,11 @@ func TestLiveReroute(t *testing.T) {
 		stable[id] = "echo-" + subset
 	}
 	l.check(t)
+	for name, p := range m.proxies {
+		if strings.Contains(p.out.String(), "start-up pages not released") {
+			t.Errorf("%s could not release its start-up pages (see its log)", name)
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for id, want := range stable {
