@@ -45,6 +45,14 @@
 // With no config at all the proxy is at 18.7 MB (14.0 file, 4.7 anonymous);
 // a stdlib-only Go server with the same three ports and one mTLS exchange
 // is at 7.4 MB.
+//
+// Hence --release-start-pages (default on): once start-up is over (the
+// first config serving, the workload certificate in hand, then a second),
+// the proxy unmaps the binary's read-only mappings with MADV_DONTNEED and
+// returns freed heap (internal/proxy/residency). What runs afterwards
+// faults back in from the page cache, a 64 KB window at a time: idle
+// RssFile 14.9 → 6.3 MB, of which the GC's stack scans and type lookups
+// alone keep ~5 MB of rodata and pclntab mapped; at 1000 rps ~10 MB.
 package main
 
 import (
