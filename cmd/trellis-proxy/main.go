@@ -156,7 +156,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.Var(&f.memoryLimit, "memory-limit", "the Go runtime's soft memory limit, in GOMEMLIMIT's syntax (e.g. 24MiB); 0: none. GOMEMLIMIT in the environment wins")
 	fs.IntVar(&f.gcPercent, "gc-percent", f.gcPercent, "the Go runtime's GC percentage (GOGC); negative: off. GOGC in the environment wins")
-	fs.BoolVar(&f.releaseStart, "release-start-pages", f.releaseStart, "once the first config is serving, unmap the binary's pages that start-up touched (they stay in the page cache; what runs faults back in) and return freed heap to the kernel")
+	fs.BoolVar(&f.releaseStart, "release-start-pages", f.releaseStart, "once start-up is over (the first config serving, the workload certificate in hand, then a second), unmap the binary's pages that start-up touched (they stay in the page cache; what runs faults back in) and return freed heap to the kernel")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}

@@ -30,8 +30,9 @@ type Result struct {
 
 // Release unmaps the executable's read-only mappings and returns freed
 // heap to the kernel. It is meant to be called once, when start-up is over
-// (for the proxy: the first config is serving). On platforms other than
-// Linux it does nothing and returns errors.ErrUnsupported.
+// (for the proxy: a second after the first config serves with the workload
+// certificate in hand). On platforms other than Linux it only returns freed
+// heap, and errors.ErrUnsupported.
 func Release() (Result, error) {
 	r, err := releaseExecutable()
 	debug.FreeOSMemory()
