@@ -139,7 +139,8 @@ const mb = 1 << 20
 // memStat is a process's resident memory, split as /proc/PID/status splits
 // it: VmRSS = RssAnon + RssFile + RssShmem. RssAnon is what the process
 // allocated (Go heap, stacks, runtime metadata); RssFile is mostly the
-// binary's own mapped pages, fixed by its size rather than by config or load.
+// binary's own mapped pages: what start-up, the request path and the GC
+// touched (by 64 KB windows), not config.
 type memStat struct {
 	RSS, Anon, File int64 // bytes
 }

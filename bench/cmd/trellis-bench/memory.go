@@ -141,6 +141,22 @@ func memoryPoint(ctx context.Context, e *env, services, endpoints int) (map[stri
 	if err != nil {
 		return nil, memStat{}, err
 	}
+	// Idle is after start-up: the proxy unmaps the pages start-up touched
+	// once it is over (--release-start-pages) and says so first. Builds
+	// without the release never say it, hence the bound.
+	for _, p := range []*proc.Process{t.client, t.server} {
+		rctx, rcancel := context.WithTimeout(wctx, startUpWait)
+		err := proc.Poll(rctx, p, p.Name()+" releasing its start-up pages", func() error {
+			if !p.Logged(startUpOver) {
+				return errors.New("not logged yet")
+			}
+			return nil
+		})
+		rcancel()
+		if err != nil && wctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			return nil, memStat{}, err
+		}
+	}
 	v := map[string]float64{"services": float64(services), "endpoints": float64(endpoints)}
 	var clientIdle memStat
 	for _, r := range []struct {
@@ -178,6 +194,14 @@ func memoryPoint(ctx context.Context, e *env, services, endpoints int) (map[stri
 	}
 	return v, clientIdle, nil
 }
+
+// startUpOver is what trellis-proxy logs when start-up is over, right
+// before it releases the pages start-up touched; memoryPoint waits for it at
+// most startUpWait before measuring idle memory.
+const (
+	startUpOver = "releasing start-up pages"
+	startUpWait = 10 * time.Second
+)
 
 // idleMemStat returns the median of n readings of p's memory, 1 s apart.
 func idleMemStat(ctx context.Context, p *proc.Process, n int) (memStat, error) {

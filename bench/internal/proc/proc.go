@@ -100,6 +100,12 @@ func (p *Process) LogTail(n int) string {
 	return strings.TrimSpace(string(data))
 }
 
+// Logged reports whether the process's output so far contains substr.
+func (p *Process) Logged(substr string) bool {
+	data, err := os.ReadFile(p.logPath)
+	return err == nil && strings.Contains(string(data), substr)
+}
+
 // Close stops the process group: SIGTERM, then SIGKILL after 5 s. It waits
 // for the process to be reaped. Closing an exited process is a no-op.
 func (p *Process) Close() error {
