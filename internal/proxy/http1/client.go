@@ -144,6 +144,42 @@ func (c *Client) Retain(keep func(addr string) bool) {
 	}
 }
 
+// Prune forgets the pool of every address that holds no idle connection
+// and that keep rejects (keep is asked only about such pools). A pool
+// holds nothing else, but addresses come and go with endpoints, so a
+// long-lived client's map would otherwise keep every address it ever
+// reached. A connection in use to a forgotten address is closed after its
+// request instead of pooled. It returns how many pools it forgot.
+func (c *Client) Prune(keep func(addr string) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.hosts.Load()
+	var drop []string
+	for k, hp := range old {
+		if hp.idleCount() > 0 || keep(k) {
+			continue
+		}
+		hp.mu.Lock()
+		if len(hp.idle) == 0 { // still: a request may have released one
+			hp.closed = true // a connection released to it now closes
+			drop = append(drop, k)
+		}
+		hp.mu.Unlock()
+	}
+	if len(drop) == 0 {
+		return 0
+	}
+	m := make(map[string]*hostPool, len(old)-len(drop))
+	for k, hp := range old {
+		m[k] = hp
+	}
+	for _, k := range drop {
+		delete(m, k)
+	}
+	c.hosts.Store(&m)
+	return len(drop)
+}
+
 // CloseIdleConnections closes the connections now idle.
 func (c *Client) CloseIdleConnections() {
 	for _, hp := range *c.hosts.Load() {
@@ -316,6 +352,12 @@ func (hp *hostPool) remove(cc *clientConn) bool {
 	}
 	hp.idle = slices.Delete(hp.idle, i, i+1)
 	return true
+}
+
+func (hp *hostPool) idleCount() int {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	return len(hp.idle)
 }
 
 func (hp *hostPool) closeIdle() {

@@ -406,6 +406,80 @@ func TestClientRetain(t *testing.T) {
 	}
 }
 
+func TestClientPrune(t *testing.T) {
+	a, cntA := clientTestServer(t, clientEcho)
+	b, cntB := clientTestServer(t, clientEcho)
+	addrA, addrB := strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://")
+	c := newTestClient(t, ClientOptions{})
+	clientDo(t, c, clientReq(t, "GET", a.URL, nil))
+	clientDo(t, c, clientReq(t, "GET", b.URL, nil))
+	asked := map[string]bool{}
+	keepA := func(addr string) bool { asked[addr] = true; return addr == addrA }
+
+	if n := c.Prune(keepA); n != 0 || len(asked) != 0 {
+		t.Fatalf("pools with idle connections: pruned %d, asked about %v; want 0 and none", n, asked)
+	}
+	c.CloseIdleConnections()
+	clientWaitFor(t, "idle connections closed", func() bool {
+		_, openA := cntA.counts()
+		_, openB := cntB.counts()
+		return openA == 0 && openB == 0
+	})
+	if n := c.Prune(keepA); n != 1 || !asked[addrA] || !asked[addrB] {
+		t.Fatalf("empty pools: pruned %d, asked about %v; want b's pool pruned, a's kept", n, asked)
+	}
+	if _, ok := (*c.hosts.Load())[addrA]; !ok {
+		t.Error("a's pool was pruned though keep kept it")
+	}
+	if _, ok := (*c.hosts.Load())[addrB]; ok {
+		t.Error("b's pool is still in the map")
+	}
+	// b is reachable again through a new pool.
+	clientDo(t, c, clientReq(t, "GET", b.URL, nil))
+	if opened, open := cntB.counts(); opened != 2 || open != 1 {
+		t.Errorf("b: %d connections opened, %d open; want 2 and 1 (pooled again)", opened, open)
+	}
+	if opened, _ := cntA.counts(); opened != 1 {
+		t.Errorf("a: %d connections opened, want 1", opened)
+	}
+}
+
+// TestClientPruneInFlight prunes the pool of a request in flight: the
+// request completes and its connection is closed instead of pooled.
+func TestClientPruneInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv, cnt := clientTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		_, _ = io.WriteString(w, "done")
+	}))
+	c := newTestClient(t, ClientOptions{})
+	type result struct {
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := c.RoundTrip(clientReq(t, "GET", srv.URL, nil))
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		done <- result{string(b), err}
+	}()
+	<-entered
+	if n := c.Prune(func(string) bool { return false }); n != 1 {
+		t.Fatalf("pruned %d pools, want the in-flight request's (no idle connection)", n)
+	}
+	close(release)
+	if r := <-done; r.err != nil || r.body != "done" {
+		t.Fatalf("in-flight request: %q, %v", r.body, r.err)
+	}
+	clientWaitFor(t, "the pruned pool's connection closed after its request", func() bool { _, open := cnt.counts(); return open == 0 })
+}
+
 func TestClientDialError(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -151,5 +152,47 @@ func BenchmarkProxiedPost(b *testing.B) {
 		req.Header.Set("X-Request-Id", "fixed")
 		w := &discardWriter{h: http.Header{}}
 		h.ServeHTTP(w, req)
+	}
+}
+
+// TestH1UpstreamRemovedEndpoint removes an endpoint while a request to it
+// is in flight: the request completes, and its connection is closed
+// instead of pooled for an address no config names any more.
+func TestH1UpstreamRemovedEndpoint(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := newH1Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		_, _ = io.WriteString(w, "slow")
+	}))
+	other := newH1Backend(t, okHandler)
+	pools := NewPools()
+	defer func() { _ = pools.Close() }()
+	h := NewHandler(Options{})
+	apply := func(ep runtime.Endpoint) {
+		cfg := config([]*runtime.Cluster{cluster("c", runtime.HTTP1, ep)}, anyHost("c", nil))
+		h.Update(NewConfig(cfg, lb.Build(cfg.Clusters), pools, nil), cfg.Listeners[0])
+	}
+	apply(slow.ep)
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "http://svc/", nil))
+		done <- rec
+	}()
+	<-entered
+	apply(other.ep) // the same cluster, now without the slow endpoint
+	close(release)
+	if rec := <-done; rec.Code != 200 || rec.Body.String() != "slow" {
+		t.Fatalf("in-flight request: %d %q", rec.Code, rec.Body.String())
+	}
+	slow.waitClosed(t, 1, "the removed endpoint's connection is closed after its request")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://svc/", nil))
+	if rec.Code != 200 || rec.Body.String() != "ok" {
+		t.Fatalf("after the change: %d %q", rec.Code, rec.Body.String())
+	}
+	if _, open := other.counts(); open != 1 {
+		t.Errorf("the remaining endpoint has %d open connections, want 1 pooled", open)
 	}
 }

@@ -160,10 +160,43 @@ func (p *Pools) attach(clusters map[string]*upstream, rcs map[string]*runtime.Cl
 			delete(p.ext.h1, k)
 		}
 	}
+	kept := make([]*http1.Client, 0, len(p.ext.h1))
+	for _, c := range p.ext.h1 {
+		kept = append(kept, c)
+	}
 	p.mu.Unlock()
 	for _, c := range unused {
 		_ = c.Close() // requests in flight finish, then close their connections
 	}
+	// Endpoints come and go: an address that is no endpoint of this config
+	// loses its pool once the pool is empty (one with idle connections
+	// keeps them until its idle timeout; a passthrough destination, never
+	// an endpoint, keeps its pool while it has idle connections).
+	var endpoints map[string]bool // built on the first empty pool
+	isEndpoint := func(addr string) bool {
+		if endpoints == nil {
+			endpoints = endpointAddrs(rcs)
+		}
+		return endpoints[addr]
+	}
+	for _, c := range kept {
+		c.Prune(isEndpoint)
+	}
+}
+
+// endpointAddrs is the set of every endpoint address (host:port) in rcs.
+func endpointAddrs(rcs map[string]*runtime.Cluster) map[string]bool {
+	n := 0
+	for _, rc := range rcs {
+		n += len(rc.Endpoints)
+	}
+	m := make(map[string]bool, n)
+	for _, rc := range rcs {
+		for i := range rc.Endpoints {
+			m[rc.Endpoints[i].Address()] = true
+		}
+	}
+	return m
 }
 
 // clientWith returns the shared HTTP/1.1 client for the settings,
