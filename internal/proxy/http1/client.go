@@ -58,6 +58,10 @@ type ClientOptions struct {
 	// DisableKeepAlives sends "Connection: close" and uses each
 	// connection for one request (max_requests_per_connection: 1).
 	DisableKeepAlives bool
+	// MaxRequestsPerConnection closes a connection after that many
+	// requests (Envoy's max_requests_per_connection), the last of them
+	// sent with "Connection: close". 0: no limit; 1 is DisableKeepAlives.
+	MaxRequestsPerConnection uint32
 }
 
 // Client is an HTTP/1.1 client with a pool of connections per upstream
@@ -91,6 +95,9 @@ func NewClient(opts ClientOptions) *Client {
 	}
 	if opts.MaxIdlePerHost <= 0 {
 		opts.MaxIdlePerHost = clientMaxIdle
+	}
+	if opts.MaxRequestsPerConnection == 1 {
+		opts.DisableKeepAlives = true
 	}
 	c := &Client{opts: opts}
 	m := map[string]*hostPool{}

@@ -46,8 +46,9 @@ type clientConn struct {
 	// nread and nwritten count bytes through the connection: a failure with
 	// nothing read since the request started is a stale connection.
 	nread, nwritten int64
-	readLimit       int64 // > 0: reading a response head; fail past it
-	reused          bool  // served a request before this one
+	readLimit       int64  // > 0: reading a response head; fail past it
+	reused          bool   // served a request before this one
+	requests        uint32 // requests sent on it, this one included
 	// writer, while non-nil, receives the result of the goroutine writing
 	// a large or streamed request body; bw is its until then.
 	writer    chan error
@@ -125,7 +126,10 @@ func (cc *clientConn) idleExpired() {
 func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, into *http.Response) (*http.Response, error) {
 	stop := afterFunc(ctx, cc.interrupt)
 	startR, startW := cc.nread, cc.nwritten
-	noKeepAlive := cc.hp.c.opts.DisableKeepAlives
+	cc.requests++
+	opts := &cc.hp.c.opts
+	noKeepAlive := opts.DisableKeepAlives ||
+		(opts.MaxRequestsPerConnection > 0 && cc.requests >= opts.MaxRequestsPerConnection)
 	f := wireFramingOf(req)
 	syncBody := SyncBody(req)
 	if syncBody && cc.wait != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -478,6 +479,29 @@ func TestClientPruneInFlight(t *testing.T) {
 		t.Fatalf("in-flight request: %q, %v", r.body, r.err)
 	}
 	clientWaitFor(t, "the pruned pool's connection closed after its request", func() bool { _, open := cnt.counts(); return open == 0 })
+}
+
+func TestClientMaxRequestsPerConnection(t *testing.T) {
+	var mu sync.Mutex
+	var closes []bool // r.Close per request, in order
+	srv, cnt := clientTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		closes = append(closes, r.Close)
+		mu.Unlock()
+	}))
+	c := newTestClient(t, ClientOptions{MaxRequestsPerConnection: 3})
+	for range 7 {
+		clientDo(t, c, clientReq(t, "GET", srv.URL, nil))
+	}
+	if opened, _ := cnt.counts(); opened != 3 {
+		t.Errorf("7 requests at 3 per connection opened %d connections, want 3", opened)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []bool{false, false, true, false, false, true, false}
+	if !slices.Equal(closes, want) {
+		t.Errorf("Connection: close per request = %v, want %v (on each connection's third)", closes, want)
+	}
 }
 
 func TestClientDialError(t *testing.T) {

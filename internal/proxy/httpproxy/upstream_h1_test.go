@@ -92,6 +92,7 @@ func TestH1UpstreamPoolOptions(t *testing.T) {
 	}{
 		{"keep-alive", runtime.ConnectionPool{}, 1},
 		{"one request per connection", runtime.ConnectionPool{MaxRequestsPerConnection: 1}, 3},
+		{"two requests per connection", runtime.ConnectionPool{MaxRequestsPerConnection: 2}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newH1Backend(t, okHandler)

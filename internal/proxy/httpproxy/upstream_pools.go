@@ -60,7 +60,7 @@ type poolsExt struct {
 type transportOpts struct {
 	tlsKey       string // ups.Key of the TLS settings; "" plain text
 	idle         time.Duration
-	noKeepAlive  bool // max_requests_per_connection: 1
+	maxRequests  uint32 // max_requests_per_connection; 0: no limit
 	kaIdle, kaIv time.Duration
 	kaCount      uint32
 	kaOn         bool
@@ -111,7 +111,7 @@ func (p *Pools) attach(clusters map[string]*upstream, rcs map[string]*runtime.Cl
 		if ct <= 0 {
 			ct = defaultConnectTimeout
 		}
-		base := transportOpts{idle: rc.Pool.IdleTimeout, noKeepAlive: rc.Pool.MaxRequestsPerConnection == 1}
+		base := transportOpts{idle: rc.Pool.IdleTimeout, maxRequests: rc.Pool.MaxRequestsPerConnection}
 		if ka := rc.Pool.KeepAlive; ka != nil {
 			base.kaOn, base.kaIdle, base.kaIv, base.kaCount = true, ka.Time, ka.Interval, ka.Probes
 		}
@@ -217,10 +217,10 @@ func (p *Pools) clientWith(ct time.Duration, o transportOpts, t *runtime.Upstrea
 		}
 	}
 	c := http1.NewClient(http1.ClientOptions{
-		Dial:              func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) },
-		IdleTimeout:       idle,
-		MaxIdlePerHost:    1024,
-		DisableKeepAlives: o.noKeepAlive,
+		Dial:                     func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) },
+		IdleTimeout:              idle,
+		MaxIdlePerHost:           1024,
+		MaxRequestsPerConnection: o.maxRequests,
 	})
 	if p.ext.h1 == nil {
 		p.ext.h1 = map[poolKey]*http1.Client{}
@@ -263,7 +263,9 @@ func (p *Pools) transportWith(h2 bool, ct time.Duration, o transportOpts, t *run
 	} else if o != (transportOpts{}) {
 		tr.IdleConnTimeout = time.Hour // Envoy's upstream idle_timeout default
 	}
-	tr.DisableKeepAlives = o.noKeepAlive
+	// net/http counts no requests per connection: it enforces only a
+	// limit of one (HTTP/2 streams and upgrades; HTTP/1.1 uses http1).
+	tr.DisableKeepAlives = o.maxRequests == 1
 	p.m[k] = tr
 	return tr
 }
