@@ -222,15 +222,39 @@ func (c *checker) source(path string, s *securityv1.Source, custom bool) {
 	c.ipBlocks(path+".notIpBlocks", s.GetNotIpBlocks())
 	c.ipBlocks(path+".remoteIpBlocks", s.GetRemoteIpBlocks())
 	c.ipBlocks(path+".notRemoteIpBlocks", s.GetNotRemoteIpBlocks())
-	if len(s.GetServiceAccounts()) > 0 || len(s.GetNotServiceAccounts()) > 0 {
-		c.add(path+".serviceAccounts", "serviceAccounts is not supported; use principals (\"TRUST_DOMAIN/ns/NS/sa/SA\")")
+	c.serviceAccounts(path+".serviceAccounts", s.GetServiceAccounts())
+	c.serviceAccounts(path+".notServiceAccounts", s.GetNotServiceAccounts())
+	if len(s.GetServiceAccounts()) > 0 && (len(s.GetPrincipals()) > 0 || len(s.GetNamespaces()) > 0) {
+		c.add(path+".serviceAccounts", "cannot be set with principals or namespaces")
 	}
-	if len(s.GetTrustDomains()) > 0 || len(s.GetNotTrustDomains()) > 0 {
-		c.add(path+".trustDomains", "trustDomains is not supported; use principals")
-	}
+	c.matchValues(path+".trustDomains", s.GetTrustDomains())
+	c.matchValues(path+".notTrustDomains", s.GetNotTrustDomains())
 	if custom && (len(s.GetRequestPrincipals()) > 0 || len(s.GetNotRequestPrincipals()) > 0) {
 		// Istio: the CUSTOM filter runs before jwt_authn results are usable.
 		c.add(path+".requestPrincipals", "requestPrincipals is not supported with action CUSTOM")
+	}
+}
+
+// serviceAccounts checks Istio's "NAMESPACE/SERVICE_ACCOUNT" or
+// "SERVICE_ACCOUNT" values: no wildcard, at most 16 of at most 320 bytes.
+func (c *checker) serviceAccounts(path string, vs []string) {
+	if len(vs) > 16 {
+		c.add(path, "%d values: at most 16", len(vs))
+	}
+	for i, v := range vs {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		ns, sa, hasNS := strings.Cut(v, "/")
+		if !hasNS {
+			ns, sa = "x", v
+		}
+		switch {
+		case len(v) > 320:
+			c.add(p, "longer than 320 bytes")
+		case strings.Contains(v, "*"):
+			c.add(p, "%q: no wildcard is allowed in a service account", clip(v))
+		case ns == "" || sa == "" || strings.Contains(sa, "/"):
+			c.add(p, "%q: want NAMESPACE/SERVICE_ACCOUNT or SERVICE_ACCOUNT", clip(v))
+		}
 	}
 }
 

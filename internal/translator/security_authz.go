@@ -90,7 +90,7 @@ func (b *builder) rbacRules(rs []*config.Resource, action rbacv3.RBAC_Action, tc
 	for _, r := range rs {
 		ap := r.Spec.(*securityv1.AuthorizationPolicy)
 		for i, rule := range ap.GetRules() {
-			rb := &ruleBuilder{tcp: tcp, issuers: issuers}
+			rb := &ruleBuilder{namespace: r.Meta.Namespace, tcp: tcp, issuers: issuers}
 			p := rb.policy(rule)
 			if rb.httpOnly && action == rbacv3.RBAC_ALLOW {
 				continue
@@ -103,9 +103,10 @@ func (b *builder) rbacRules(rs []*config.Resource, action rbacv3.RBAC_Action, tc
 
 // ruleBuilder translates one Istio rule.
 type ruleBuilder struct {
-	tcp      bool     // building for the network RBAC filter
-	issuers  []string // JWT issuers of the workload, for request principals and claims
-	httpOnly bool     // a field was skipped because tcp is set
+	namespace string   // the policy's, for service accounts without one
+	tcp       bool     // building for the network RBAC filter
+	issuers   []string // JWT issuers of the workload, for request principals and claims
+	httpOnly  bool     // a field was skipped because tcp is set
 }
 
 // skip reports whether an HTTP-only field must be left out.
@@ -228,6 +229,10 @@ func (rb *ruleBuilder) source(s *securityv1.Source) *rbacv3.Principal {
 	add(s.GetNotRequestPrincipals(), true, true, rb.requestPrincipal)
 	add(s.GetNamespaces(), false, false, namespaceID)
 	add(s.GetNotNamespaces(), true, false, namespaceID)
+	add(s.GetServiceAccounts(), false, false, rb.serviceAccount)
+	add(s.GetNotServiceAccounts(), true, false, rb.serviceAccount)
+	add(s.GetTrustDomains(), false, false, trustDomainID)
+	add(s.GetNotTrustDomains(), true, false, trustDomainID)
 	add(s.GetIpBlocks(), false, false, directIP)
 	add(s.GetNotIpBlocks(), true, false, directIP)
 	add(s.GetRemoteIpBlocks(), false, false, remoteIP)
@@ -272,6 +277,34 @@ func namespaceID(v string) *rbacv3.Principal {
 		ns = regexp.QuoteMeta(v)
 	}
 	return authenticated(regexMatcher(".*/ns/" + ns + "/.*"))
+}
+
+// serviceAccount matches peers whose SPIFFE ID names Kubernetes service
+// account v, "NS/SA" or "SA" in the policy's namespace, in any trust
+// domain (source.serviceaccount). Validation refuses wildcards.
+func (rb *ruleBuilder) serviceAccount(v string) *rbacv3.Principal {
+	ns, sa, ok := strings.Cut(v, "/")
+	if !ok {
+		ns, sa = rb.namespace, v
+	}
+	return authenticated(regexMatcher("spiffe://[^/]+/ns/" + regexp.QuoteMeta(ns) + "/sa/" + regexp.QuoteMeta(sa)))
+}
+
+// trustDomainID matches peers whose SPIFFE ID is in trust domain v
+// (source.trustDomain): exact, "PREFIX*", "*SUFFIX" or "*" for any.
+func trustDomainID(v string) *rbacv3.Principal {
+	var td string
+	switch {
+	case v == "*":
+		td = "[^/]+"
+	case strings.HasPrefix(v, "*"):
+		td = "[^/]*" + regexp.QuoteMeta(v[1:])
+	case strings.HasSuffix(v, "*"):
+		td = regexp.QuoteMeta(v[:len(v)-1]) + "[^/]*"
+	default:
+		td = regexp.QuoteMeta(v)
+	}
+	return authenticated(regexMatcher("spiffe://" + td + "/.*"))
 }
 
 func cidr(v string) *corev3.CidrRange {
