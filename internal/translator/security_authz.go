@@ -265,18 +265,22 @@ func authenticated(m *matcherv3.StringMatcher) *rbacv3.Principal {
 // namespaceID matches peers whose SPIFFE ID is in namespace v, Istio's
 // regex on the principal name.
 func namespaceID(v string) *rbacv3.Principal {
-	var ns string
+	return authenticated(regexMatcher(".*/ns/" + segmentRegex(v) + "/.*"))
+}
+
+// segmentRegex is the regex of one SPIFFE ID segment matching Istio's
+// value v: exact, "PREFIX*", "*SUFFIX", or "*" for any non-empty one.
+func segmentRegex(v string) string {
 	switch {
 	case v == "*":
-		ns = "[^/]+"
+		return "[^/]+"
 	case strings.HasPrefix(v, "*"):
-		ns = "[^/]*" + regexp.QuoteMeta(v[1:])
+		return "[^/]*" + regexp.QuoteMeta(v[1:])
 	case strings.HasSuffix(v, "*"):
-		ns = regexp.QuoteMeta(v[:len(v)-1]) + "[^/]*"
+		return regexp.QuoteMeta(v[:len(v)-1]) + "[^/]*"
 	default:
-		ns = regexp.QuoteMeta(v)
+		return regexp.QuoteMeta(v)
 	}
-	return authenticated(regexMatcher(".*/ns/" + ns + "/.*"))
 }
 
 // serviceAccount matches peers whose SPIFFE ID names Kubernetes service
@@ -293,18 +297,7 @@ func (rb *ruleBuilder) serviceAccount(v string) *rbacv3.Principal {
 // trustDomainID matches peers whose SPIFFE ID is in trust domain v
 // (source.trustDomain): exact, "PREFIX*", "*SUFFIX" or "*" for any.
 func trustDomainID(v string) *rbacv3.Principal {
-	var td string
-	switch {
-	case v == "*":
-		td = "[^/]+"
-	case strings.HasPrefix(v, "*"):
-		td = "[^/]*" + regexp.QuoteMeta(v[1:])
-	case strings.HasSuffix(v, "*"):
-		td = regexp.QuoteMeta(v[:len(v)-1]) + "[^/]*"
-	default:
-		td = regexp.QuoteMeta(v)
-	}
-	return authenticated(regexMatcher("spiffe://" + td + "/.*"))
+	return authenticated(regexMatcher("spiffe://" + segmentRegex(v) + "/.*"))
 }
 
 func cidr(v string) *corev3.CidrRange {
