@@ -16,11 +16,7 @@ import (
 // the gateway, a VirtualService dropped into the config directory moves every
 // reviews call to v3, and SIGINT leaves no process behind.
 func TestDemoEndToEnd(t *testing.T) {
-	// The demo's addresses are fixed (docs/local-mesh.md): a demo the
-	// user left running (`make demo` in another terminal) holds them.
-	if err := checkFree(); err != nil {
-		t.Skipf("%v: stop the running demo to run this test", err)
-	}
+	skipIfDemoRunning(t)
 	bin := t.TempDir()
 	goBuild(t, bin, "./cmd/...")
 	for _, name := range []string{"trellis", "trellisd", "trellis-proxy"} {

@@ -54,8 +54,19 @@ type run struct {
 	done   chan error
 }
 
+// skipIfDemoRunning skips a test that runs the demo on its fixed
+// addresses (docs/local-mesh.md) when they are taken, most likely by a
+// demo the user left running (`make demo` in another terminal).
+func skipIfDemoRunning(t *testing.T) {
+	t.Helper()
+	if err := checkFree(); err != nil {
+		t.Skipf("%v: stop the running demo to run this test", err)
+	}
+}
+
 func startRun(t *testing.T, o Options) *run {
 	t.Helper()
+	skipIfDemoRunning(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{dir: o.Dir, out: newOutput(), cancel: cancel, done: make(chan error, 1)}
 	o.Out = r.out
