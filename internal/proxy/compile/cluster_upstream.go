@@ -3,7 +3,6 @@ package compile
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -310,58 +309,26 @@ func parseUpstreamTLS(path string, ut *tlsv3.UpstreamTlsContext) (*runtime.Upstr
 	if len(ut.GetSni()) > maxSNI {
 		return nil, fmt.Errorf("%s.sni: %d bytes exceeds %d", path, len(ut.GetSni()), maxSNI)
 	}
-	out := &runtime.UpstreamTLS{SNI: ut.GetSni()}
-	ctx := ut.GetCommonTlsContext()
 	cpath := path + ".common_tls_context"
-	switch {
-	case ctx.GetTlsCertificateProviderInstance() != nil || ctx.GetTlsCertificateCertificateProviderInstance() != nil:
-		return nil, fmt.Errorf("%s.tls_certificate_provider_instance: unsupported", cpath)
-	case ctx.GetCustomHandshaker() != nil:
-		return nil, fmt.Errorf("%s.custom_handshaker: unsupported", cpath)
-	case ctx.GetValidationContextCertificateProviderInstance() != nil:
-		return nil, fmt.Errorf("%s.validation_context_certificate_provider_instance: unsupported", cpath)
-	case len(ctx.GetTlsCertificates())+len(ctx.GetTlsCertificateSdsSecretConfigs()) > 1:
-		return nil, fmt.Errorf("%s: at most one client certificate is supported", cpath)
-	}
-	if p := ctx.GetTlsParams(); p != nil {
-		var err error
-		if out.MinVersion, err = tlsVersion(cpath+".tls_params.tls_minimum_protocol_version", p.GetTlsMinimumProtocolVersion()); err != nil {
-			return nil, err
-		}
-		if out.MaxVersion, err = tlsVersion(cpath+".tls_params.tls_maximum_protocol_version", p.GetTlsMaximumProtocolVersion()); err != nil {
-			return nil, err
-		}
-	}
-	for i, c := range ctx.GetTlsCertificates() {
-		cert, key := c.GetCertificateChain().GetFilename(), c.GetPrivateKey().GetFilename()
-		if cert == "" || key == "" {
-			return nil, fmt.Errorf("%s.tls_certificates[%d]: only filename data sources are supported", cpath, i)
-		}
-		out.CertSecret = "file-cert:" + cert + "~" + key
-	}
-	for i, s := range ctx.GetTlsCertificateSdsSecretConfigs() {
-		if err := nonEmpty(fmt.Sprintf("%s.tls_certificate_sds_secret_configs[%d].name", cpath, i), s.GetName()); err != nil {
-			return nil, err
-		}
-		out.CertSecret = s.GetName()
-	}
-	// The validation context is parsed as the server side's is; only its
-	// roots and SAN matchers apply to a client.
-	var v runtime.DownstreamTLS
-	vc, err := validationContext(cpath, ctx, &v)
+	c, err := parseCommonTLS(cpath, ut.GetCommonTlsContext())
 	if err != nil {
 		return nil, err
 	}
-	if vc != nil {
-		if err := parseValidationContext(cpath+".validation_context", vc, &v); err != nil {
-			return nil, err
-		}
-	}
-	out.RootSecret, out.SubjectAltNames = v.RootSecret, v.SubjectAltNames
-	if len(out.SubjectAltNames) > 0 && out.RootSecret == "" {
+	switch {
+	case len(c.certs) > 1:
+		return nil, fmt.Errorf("%s: at most one client certificate is supported", cpath)
+	case len(c.verify.CertHashes) > 0:
+		return nil, fmt.Errorf("%s.validation_context.verify_certificate_hash: unsupported for upstreams", cpath)
+	case len(c.verify.SPKIHashes) > 0:
+		return nil, fmt.Errorf("%s.validation_context.verify_certificate_spki: unsupported for upstreams", cpath)
+	case len(c.verify.SubjectAltNames) > 0 && c.verify.RootSecret == "":
 		return nil, fmt.Errorf("%s: subject alt name matchers need trusted roots", cpath)
 	}
-	out.ALPN = slices.Clone(ctx.GetAlpnProtocols())
+	out := &runtime.UpstreamTLS{SNI: ut.GetSni(), ALPN: c.alpn, RootSecret: c.verify.RootSecret,
+		SubjectAltNames: c.verify.SubjectAltNames, MinVersion: c.minVersion, MaxVersion: c.maxVersion}
+	if len(c.certs) == 1 {
+		out.CertSecret = c.certs[0]
+	}
 	return out, nil
 }
 

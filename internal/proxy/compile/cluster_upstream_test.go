@@ -26,6 +26,12 @@ import (
 
 func sds(name string) *tlsv3.SdsSecretConfig { return &tlsv3.SdsSecretConfig{Name: name} }
 
+// upstreamTLSSocket wraps ctx in a TLS transport socket.
+func upstreamTLSSocket(t testing.TB, ctx *tlsv3.CommonTlsContext) *corev3.TransportSocket {
+	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{
+		TypedConfig: mustAny(t, &tlsv3.UpstreamTlsContext{CommonTlsContext: ctx})}}
+}
+
 // istioMTLS is the UpstreamTlsContext Istio generates for ISTIO_MUTUAL.
 func istioMTLS(t testing.TB, sni string) *corev3.TransportSocket {
 	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{
@@ -169,6 +175,35 @@ func TestParseClusterUpstreamRejects(t *testing.T) {
 				}}
 			}),
 			want: `cluster "c": transport_socket_matches[0].match["x"]: want a string value`,
+		},
+		{
+			name: "two client certificates",
+			in: edit(func(c *clusterv3.Cluster) {
+				c.TransportSocket = upstreamTLSSocket(t, &tlsv3.CommonTlsContext{TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sds("a"), sds("b")}})
+			}),
+			want: `cluster "c": transport_socket.typed_config.common_tls_context: at most one client certificate is supported`,
+		},
+		{
+			name: "certificate pin on an upstream",
+			in: edit(func(c *clusterv3.Cluster) {
+				c.TransportSocket = upstreamTLSSocket(t, &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
+					ValidationContext: &tlsv3.CertificateValidationContext{
+						TrustedCa:             &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/roots.pem"}},
+						VerifyCertificateSpki: []string{"NvqYIYSbgK2vCJpQhObf77vv+bQWtc5ek5RIOwPiC9A="},
+					}}})
+			}),
+			want: `cluster "c": transport_socket.typed_config.common_tls_context.validation_context.verify_certificate_spki: unsupported for upstreams`,
+		},
+		{
+			name: "SAN matchers without roots",
+			in: edit(func(c *clusterv3.Cluster) {
+				c.TransportSocket = upstreamTLSSocket(t, &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
+					ValidationContext: &tlsv3.CertificateValidationContext{
+						MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{SanType: tlsv3.SubjectAltNameMatcher_DNS,
+							Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "a.example"}}}},
+					}}})
+			}),
+			want: `cluster "c": transport_socket.typed_config.common_tls_context: subject alt name matchers need trusted roots`,
 		},
 		{
 			name: "zero circuit breaker",

@@ -127,59 +127,79 @@ func parseDownstreamTLS(path string, dt *tlsv3.DownstreamTlsContext) (*runtime.D
 		dt.GetOcspStaplePolicy() == tlsv3.DownstreamTlsContext_MUST_STAPLE:
 		return nil, fmt.Errorf("%s.ocsp_staple_policy: unsupported", path)
 	}
-	out := &runtime.DownstreamTLS{RequireClientCert: dt.GetRequireClientCertificate().GetValue()}
-	ctx := dt.GetCommonTlsContext()
 	cpath := path + ".common_tls_context"
+	c, err := parseCommonTLS(cpath, dt.GetCommonTlsContext())
+	if err != nil {
+		return nil, err
+	}
+	if len(c.certs) == 0 {
+		return nil, fmt.Errorf("%s: no tls_certificates or tls_certificate_sds_secret_configs", cpath)
+	}
+	out := &c.verify
+	out.RequireClientCert = dt.GetRequireClientCertificate().GetValue()
+	out.CertSecrets, out.ALPN, out.MinVersion, out.MaxVersion = c.certs, c.alpn, c.minVersion, c.maxVersion
+	if out.RequireClientCert && out.RootSecret == "" {
+		return nil, fmt.Errorf("%s: require_client_certificate needs a validation context with trusted roots", path)
+	}
+	return out, nil
+}
+
+// commonTLS is what a CommonTlsContext says, the same for a server and a
+// client: the certificates presented, how the peer is verified, ALPN and
+// the protocol versions.
+type commonTLS struct {
+	certs []string // SDS names and "file-cert:CERT~KEY" pairs, in order
+	// verify holds RootSecret, SubjectAltNames, CertHashes and SPKIHashes.
+	verify                 runtime.DownstreamTLS
+	alpn                   []string
+	minVersion, maxVersion uint16
+}
+
+func parseCommonTLS(cpath string, ctx *tlsv3.CommonTlsContext) (commonTLS, error) {
+	var c commonTLS
 	switch {
 	case ctx.GetTlsCertificateProviderInstance() != nil || ctx.GetTlsCertificateCertificateProviderInstance() != nil:
-		return nil, fmt.Errorf("%s.tls_certificate_provider_instance: unsupported", cpath)
+		return c, fmt.Errorf("%s.tls_certificate_provider_instance: unsupported", cpath)
 	case ctx.GetCustomHandshaker() != nil:
-		return nil, fmt.Errorf("%s.custom_handshaker: unsupported", cpath)
-	case ctx.GetValidationContextSdsSecretConfig() == nil && ctx.GetValidationContext() == nil &&
-		ctx.GetCombinedValidationContext() == nil && ctx.GetValidationContextCertificateProviderInstance() != nil:
-		return nil, fmt.Errorf("%s.validation_context_certificate_provider_instance: unsupported", cpath)
+		return c, fmt.Errorf("%s.custom_handshaker: unsupported", cpath)
+	case ctx.GetValidationContextCertificateProviderInstance() != nil: // a validation_context_type of its own
+		return c, fmt.Errorf("%s.validation_context_certificate_provider_instance: unsupported", cpath)
 	}
 	if p := ctx.GetTlsParams(); p != nil {
 		var err error
-		if out.MinVersion, err = tlsVersion(cpath+".tls_params.tls_minimum_protocol_version", p.GetTlsMinimumProtocolVersion()); err != nil {
-			return nil, err
+		if c.minVersion, err = tlsVersion(cpath+".tls_params.tls_minimum_protocol_version", p.GetTlsMinimumProtocolVersion()); err != nil {
+			return c, err
 		}
-		if out.MaxVersion, err = tlsVersion(cpath+".tls_params.tls_maximum_protocol_version", p.GetTlsMaximumProtocolVersion()); err != nil {
-			return nil, err
+		if c.maxVersion, err = tlsVersion(cpath+".tls_params.tls_maximum_protocol_version", p.GetTlsMaximumProtocolVersion()); err != nil {
+			return c, err
 		}
 		// cipher_suites and ecdh_curves narrow what Go's secure defaults
 		// offer; they are accepted and Go's defaults are kept.
 	}
-	for i, c := range ctx.GetTlsCertificates() {
-		cert, key := c.GetCertificateChain().GetFilename(), c.GetPrivateKey().GetFilename()
+	for i, tc := range ctx.GetTlsCertificates() {
+		cert, key := tc.GetCertificateChain().GetFilename(), tc.GetPrivateKey().GetFilename()
 		if cert == "" || key == "" {
-			return nil, fmt.Errorf("%s.tls_certificates[%d]: only filename data sources are supported", cpath, i)
+			return c, fmt.Errorf("%s.tls_certificates[%d]: only filename data sources are supported", cpath, i)
 		}
-		out.CertSecrets = append(out.CertSecrets, "file-cert:"+cert+"~"+key)
+		c.certs = append(c.certs, "file-cert:"+cert+"~"+key)
 	}
-	for i, s := range ctx.GetTlsCertificateSdsSecretConfigs() {
-		if err := nonEmpty(fmt.Sprintf("%s.tls_certificate_sds_secret_configs[%d].name", cpath, i), s.GetName()); err != nil {
-			return nil, err
+	for i, sc := range ctx.GetTlsCertificateSdsSecretConfigs() {
+		if err := nonEmpty(fmt.Sprintf("%s.tls_certificate_sds_secret_configs[%d].name", cpath, i), sc.GetName()); err != nil {
+			return c, err
 		}
-		out.CertSecrets = append(out.CertSecrets, s.GetName())
+		c.certs = append(c.certs, sc.GetName())
 	}
-	if len(out.CertSecrets) == 0 {
-		return nil, fmt.Errorf("%s: no tls_certificates or tls_certificate_sds_secret_configs", cpath)
-	}
-	vc, err := validationContext(cpath, ctx, out)
+	vc, err := validationContext(cpath, ctx, &c.verify)
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	if vc != nil {
-		if err := parseValidationContext(cpath+".validation_context", vc, out); err != nil {
-			return nil, err
+		if err := parseValidationContext(cpath+".validation_context", vc, &c.verify); err != nil {
+			return c, err
 		}
 	}
-	if out.RequireClientCert && out.RootSecret == "" {
-		return nil, fmt.Errorf("%s: require_client_certificate needs a validation context with trusted roots", path)
-	}
-	out.ALPN = slices.Clone(ctx.GetAlpnProtocols())
-	return out, nil
+	c.alpn = slices.Clone(ctx.GetAlpnProtocols())
+	return c, nil
 }
 
 // validationContext returns ctx's inline validation context, if any, and
