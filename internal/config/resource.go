@@ -95,6 +95,11 @@ type Key struct {
 	Name      string
 }
 
+// AnnotationGeneratedFrom annotates resources converted from others (the
+// Gateway API's, internal/gatewayapi) with their sources' Keys, comma
+// separated.
+const AnnotationGeneratedFrom = "trellis.io/generated-from"
+
 func (k Key) String() string { return fmt.Sprintf("%s %s/%s", k.Kind, k.Namespace, k.Name) }
 
 // Resource is one validated configuration object. It is immutable once

@@ -63,15 +63,35 @@ func (c *checker) workloadSelector(path string, sel *typev1beta1.WorkloadSelecto
 	c.labels(path+".matchLabels", sel.GetMatchLabels())
 }
 
-// targetRefs: Trellis has no Kubernetes Gateway or Service objects to
-// attach policies to yet, so a policy that names one would silently apply
-// nowhere; refuse it instead.
-func (c *checker) targetRefs(path string, one *typev1beta1.PolicyTargetReference, many []*typev1beta1.PolicyTargetReference) {
+// targetRefs checks a policy's targets: Gateway API Gateways of the
+// policy's own namespace (a Service or ServiceEntry target is for ambient
+// waypoints, which Trellis does not run). A policy with targets has no
+// selector: the targets say which workloads it applies to.
+func (c *checker) targetRefs(path string, sel *typev1beta1.WorkloadSelector, one *typev1beta1.PolicyTargetReference, many []*typev1beta1.PolicyTargetReference) {
+	refs := many
+	field := path + ".targetRefs"
 	if one != nil {
-		c.add(path+".targetRef", "targetRef is not supported; use selector")
+		if len(many) > 0 {
+			c.add(path+".targetRef", "cannot be set with targetRefs")
+		}
+		refs, field = []*typev1beta1.PolicyTargetReference{one}, path+".targetRef"
 	}
-	if len(many) > 0 {
-		c.add(path+".targetRefs", "targetRefs is not supported; use selector")
+	if len(refs) > 0 && sel != nil {
+		c.add(path+".selector", "cannot be set with targetRef or targetRefs")
+	}
+	for i, r := range refs {
+		p := field
+		if one == nil {
+			p = fmt.Sprintf("%s[%d]", field, i)
+		}
+		switch {
+		case r.GetKind() != "Gateway" || r.GetGroup() != GatewayAPIGroup:
+			c.add(p, "kind %q, group %q: only Gateway (group %s) targets are supported; Service and ServiceEntry targets are for ambient waypoints", r.GetKind(), r.GetGroup(), GatewayAPIGroup)
+		case r.GetName() == "":
+			c.add(p+".name", "required")
+		case r.GetNamespace() != "":
+			c.add(p+".namespace", "omit it: a policy targets Gateways of its own namespace only")
+		}
 	}
 }
 
@@ -96,7 +116,7 @@ func (c *checker) peerAuthentication(pa *securityv1.PeerAuthentication) {
 
 func (c *checker) requestAuthentication(ra *securityv1.RequestAuthentication) {
 	c.workloadSelector("spec.selector", ra.GetSelector())
-	c.targetRefs("spec", ra.GetTargetRef(), ra.GetTargetRefs())
+	c.targetRefs("spec", ra.GetSelector(), ra.GetTargetRef(), ra.GetTargetRefs())
 	issuers := map[string]int{}
 	for i, r := range ra.GetJwtRules() {
 		path := fmt.Sprintf("spec.jwtRules[%d]", i)
@@ -172,7 +192,7 @@ func (c *checker) jwtRule(path string, r *securityv1.JWTRule) {
 
 func (c *checker) authorizationPolicy(ap *securityv1.AuthorizationPolicy) {
 	c.workloadSelector("spec.selector", ap.GetSelector())
-	c.targetRefs("spec", ap.GetTargetRef(), ap.GetTargetRefs())
+	c.targetRefs("spec", ap.GetSelector(), ap.GetTargetRef(), ap.GetTargetRefs())
 	custom := ap.GetAction() == securityv1.AuthorizationPolicy_CUSTOM
 	switch {
 	case custom && ap.GetProvider().GetName() == "":

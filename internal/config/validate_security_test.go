@@ -76,8 +76,15 @@ func TestValidateRequestAuthentication(t *testing.T) {
 			want: []string{`t.yaml:8: RequestAuthentication default/x: spec.jwtRules[1].issuer: issuer "i" is already used by jwtRules[0]`}},
 		{name: "claim header twice", spec: "jwtRules:\n- issuer: i\n  outputClaimToHeaders: [{header: x-a, claim: a}, {header: x-a, claim: b}]",
 			want: []string{`t.yaml:8: RequestAuthentication default/x: spec.jwtRules[0].outputClaimToHeaders[1].header: header "x-a" is set twice`}},
-		{name: "target ref", spec: "targetRef: {kind: Gateway, name: gw}",
-			want: []string{"t.yaml:6: RequestAuthentication default/x: spec.targetRef: targetRef is not supported; use selector"}},
+		{name: "target ref without group", spec: "targetRef: {kind: Gateway, name: gw}",
+			want: []string{`t.yaml:6: RequestAuthentication default/x: spec.targetRef: kind "Gateway", group "": only Gateway (group gateway.networking.k8s.io) targets are supported; Service and ServiceEntry targets are for ambient waypoints`}},
+		{name: "target ref", spec: "targetRef: {group: gateway.networking.k8s.io, kind: Gateway, name: gw}"},
+		{name: "target refs with a selector", spec: "selector: {matchLabels: {app: a}}\ntargetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]",
+			want: []string{"t.yaml:6: RequestAuthentication default/x: spec.selector: cannot be set with targetRef or targetRefs"}},
+		{name: "target ref to a service", spec: "targetRefs: [{kind: Service, name: web}]",
+			want: []string{`t.yaml:6: RequestAuthentication default/x: spec.targetRefs[0]: kind "Service", group "": only Gateway (group gateway.networking.k8s.io) targets are supported; Service and ServiceEntry targets are for ambient waypoints`}},
+		{name: "target ref in another namespace", spec: "targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw, namespace: other}]",
+			want: []string{"t.yaml:6: RequestAuthentication default/x: spec.targetRefs[0].namespace: omit it: a policy targets Gateways of its own namespace only"}},
 	})
 }
 

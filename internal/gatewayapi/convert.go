@@ -156,8 +156,10 @@ func (c *converter) gateways() {
 	}
 }
 
-// generatedFrom annotates converted resources with their source.
-const generatedFrom = "trellis.io/generated-from"
+// generatedFrom annotates converted resources with their source: for an
+// Istio Gateway, the Gateway API Gateway's Key, whose workload selector it
+// carries (the translator applies targetRefs policies by it).
+const generatedFrom = config.AnnotationGeneratedFrom
 
 // selector picks the gateway workload (see the package doc).
 func (c *converter) selector(r *config.Resource) map[string]string {

@@ -12,7 +12,9 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	networkingv1 "istio.io/api/networking/v1"
 	securityv1 "istio.io/api/security/v1"
+	typev1beta1 "istio.io/api/type/v1beta1"
 
 	"github.com/trellis-mesh/trellis/internal/config"
 	"github.com/trellis-mesh/trellis/internal/registry"
@@ -28,21 +30,63 @@ const nameJWTAuthn = "envoy.filters.http.jwt_authn"
 // whole mesh) or with one (matching workloads in every namespace); in the
 // workload's namespace without a selector or with a matching one. A proxy
 // without a workload gets none.
-func (b *builder) scopedPolicies(kind config.Kind, selector func(any) map[string]string) []*config.Resource {
+func (b *builder) scopedPolicies(kind config.Kind, target func(any) policyTarget) []*config.Resource {
 	if b.wl == nil {
 		return nil
 	}
 	var out []*config.Resource
 	for _, r := range b.snap.Config.List(kind) {
+		t := target(r.Spec)
+		if len(t.refs) > 0 {
+			if b.targeted(r.Meta.Namespace, t.refs) {
+				out = append(out, r)
+			}
+			continue
+		}
 		if r.Meta.Namespace != b.ns && r.Meta.Namespace != b.mesh.RootNamespace {
 			continue
 		}
-		if sel := selector(r.Spec); len(sel) > 0 && !registry.LabelsMatch(sel, b.labels) {
+		if len(t.selector) > 0 && !registry.LabelsMatch(t.selector, b.labels) {
 			continue
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// policyTarget is what a policy applies to: a workload selector, or
+// targetRefs (validated: Gateway API Gateways of the policy's namespace).
+type policyTarget struct {
+	selector map[string]string
+	refs     []*typev1beta1.PolicyTargetReference
+}
+
+func targetOf(sel *typev1beta1.WorkloadSelector, one *typev1beta1.PolicyTargetReference, many []*typev1beta1.PolicyTargetReference) policyTarget {
+	if one != nil {
+		many = []*typev1beta1.PolicyTargetReference{one}
+	}
+	return policyTarget{selector: sel.GetMatchLabels(), refs: many}
+}
+
+// targeted reports whether the workload serves one of the Gateway API
+// Gateways refs name in namespace ns, as Istio applies a policy with
+// targetRefs to the Gateway's deployment whatever that workload's own
+// namespace (a manually deployed gateway may run elsewhere). The workloads
+// are those the Istio Gateways converted from it select
+// (internal/gatewayapi annotates them with their source).
+func (b *builder) targeted(ns string, refs []*typev1beta1.PolicyTargetReference) bool {
+	for _, ref := range refs {
+		src := config.Key{Kind: config.KindKubernetesGateway, Namespace: ns, Name: ref.GetName()}.String()
+		for _, g := range b.snap.Config.List(config.KindGateway) {
+			if g.Meta.Annotations[config.AnnotationGeneratedFrom] != src {
+				continue
+			}
+			if sel := g.Spec.(*networkingv1.Gateway).GetSelector(); len(sel) > 0 && registry.LabelsMatch(sel, b.labels) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // authzPolicies are the AuthorizationPolicies of one workload by action.
@@ -52,8 +96,9 @@ type authzPolicies struct {
 
 func (b *builder) authorizationPolicies() authzPolicies {
 	var ap authzPolicies
-	for _, r := range b.scopedPolicies(config.KindAuthorizationPolicy, func(s any) map[string]string {
-		return s.(*securityv1.AuthorizationPolicy).GetSelector().GetMatchLabels()
+	for _, r := range b.scopedPolicies(config.KindAuthorizationPolicy, func(s any) policyTarget {
+		ap := s.(*securityv1.AuthorizationPolicy)
+		return targetOf(ap.GetSelector(), ap.GetTargetRef(), ap.GetTargetRefs())
 	}) {
 		switch r.Spec.(*securityv1.AuthorizationPolicy).GetAction() {
 		case securityv1.AuthorizationPolicy_ALLOW:

@@ -29,8 +29,9 @@ const (
 func (b *builder) jwtRules() []*securityv1.JWTRule {
 	var out []*securityv1.JWTRule
 	seen := map[string]bool{}
-	for _, r := range b.scopedPolicies(config.KindRequestAuthentication, func(s any) map[string]string {
-		return s.(*securityv1.RequestAuthentication).GetSelector().GetMatchLabels()
+	for _, r := range b.scopedPolicies(config.KindRequestAuthentication, func(s any) policyTarget {
+		ra := s.(*securityv1.RequestAuthentication)
+		return targetOf(ra.GetSelector(), ra.GetTargetRef(), ra.GetTargetRefs())
 	}) {
 		for _, rule := range r.Spec.(*securityv1.RequestAuthentication).GetJwtRules() {
 			if seen[rule.GetIssuer()] {
