@@ -10,6 +10,7 @@ import (
 
 	"github.com/trellis-mesh/trellis/internal/analyze"
 	"github.com/trellis-mesh/trellis/internal/config"
+	"github.com/trellis-mesh/trellis/internal/gatewayapi"
 	"github.com/trellis-mesh/trellis/internal/registry"
 	"github.com/trellis-mesh/trellis/internal/snapshot"
 )
@@ -53,23 +54,29 @@ func newAnalyzeCmd() *cobra.Command {
 
 type accessFlags struct{ src, method, path string }
 
-// load reads dir into a snapshot as trellisd would (default mesh settings).
-func load(dir string) (*snapshot.Snapshot, []*config.Error, error) {
+// load reads dir into a snapshot as trellisd would (default mesh settings),
+// Gateway API resources converted to Istio's (internal/gatewayapi): policies
+// that target a Gateway reach its workloads through them. It also returns
+// the set as written, for the analyzers, and the conversion's problems
+// among errs.
+func load(dir string) (*snapshot.Snapshot, *config.Set, []*config.Error, error) {
 	files, err := config.ReadDir(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	set, errs := config.Merge(files)
-	return &snapshot.Snapshot{Version: 1, Config: set, Registry: registry.NewServiceEntrySource().Registry(set), Mesh: snapshot.DefaultMesh()}, errs, nil
+	converted, gwErrs := gatewayapi.Apply(set, gatewayapi.Options{})
+	errs = append(errs, gwErrs...)
+	snap := &snapshot.Snapshot{Version: 1, Config: converted, Registry: registry.NewServiceEntrySource().Registry(converted), Mesh: snapshot.DefaultMesh()}
+	return snap, set, errs, nil
 }
 
 // analyzeDir prints every finding, then a summary line.
 func analyzeDir(out io.Writer, dir string, strict bool) error {
-	snap, errs, err := load(dir)
+	snap, set, errs, err := load(dir)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	set := snap.Config
 	findings := append(analyze.FromErrors(errs), analyze.Analyze(set, snap.Registry, analyze.Options{})...)
 	findings = append(findings, analyze.Authorization(snap)...)
 	var nErr, nWarn int
@@ -111,7 +118,7 @@ func checkAccess(out io.Writer, dir string, f accessFlags, dst string) error {
 	if q.Destination, err = analyze.ParseWorkloadRef(dst); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	snap, _, err := load(dir)
+	snap, _, _, err := load(dir)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
