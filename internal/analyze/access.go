@@ -15,6 +15,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	netrbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	securityv1 "istio.io/api/security/v1"
+	typev1beta1 "istio.io/api/type/v1beta1"
 
 	"github.com/trellis-mesh/trellis/internal/authz"
 	"github.com/trellis-mesh/trellis/internal/config"
@@ -380,8 +381,12 @@ func unselectedPolicies(snap *snapshot.Snapshot) []Finding {
 	var out []Finding
 	for _, r := range snap.Config.List(config.KindAuthorizationPolicy) {
 		ap, ok := r.Spec.(*securityv1.AuthorizationPolicy)
-		if !ok || len(ap.GetTargetRefs()) > 0 || ap.GetTargetRef() != nil {
-			continue // targetRefs bind to gateways/services, not workloads
+		if !ok {
+			continue
+		}
+		if len(ap.GetTargetRefs()) > 0 || ap.GetTargetRef() != nil {
+			out = append(out, untargetedRefs(snap, r, ap)...)
+			continue
 		}
 		sel := ap.GetSelector().GetMatchLabels()
 		selected := false
@@ -405,6 +410,47 @@ func unselectedPolicies(snap *snapshot.Snapshot) []Finding {
 		out = append(out, f)
 	}
 	return out
+}
+
+// untargetedRefs finds the targetRefs of an AuthorizationPolicy that reach
+// no workload: a Gateway that does not exist, that Trellis does not serve,
+// or that no workload serves.
+func untargetedRefs(snap *snapshot.Snapshot, r *config.Resource, ap *securityv1.AuthorizationPolicy) []Finding {
+	refs, field := ap.GetTargetRefs(), "spec.targetRefs"
+	if one := ap.GetTargetRef(); one != nil {
+		refs, field = []*typev1beta1.PolicyTargetReference{one}, "spec.targetRef"
+	}
+	var out []Finding
+	for i, ref := range refs {
+		f := field
+		if ap.GetTargetRef() == nil {
+			f = fmt.Sprintf("%s[%d]", field, i)
+		}
+		gw := r.Meta.Namespace + "/" + ref.GetName()
+		sels := snap.Config.GatewayWorkloadSelectors(r.Meta.Namespace, ref.GetName())
+		msg := ""
+		switch {
+		case len(sels) == 0:
+			msg = fmt.Sprintf("AuthorizationPolicy %s targets Gateway %s, which Trellis does not serve (no such Gateway of class istio or trellis, or none of its listeners is served): it applies to no workload", r.Meta.Name, gw)
+		case !slices.ContainsFunc(sels, func(sel map[string]string) bool { return selectsWorkload(snap, sel) }):
+			msg = fmt.Sprintf("AuthorizationPolicy %s targets Gateway %s, which no workload serves (none has labels %s)", r.Meta.Name, gw, labelString(sels[0]))
+		default:
+			continue
+		}
+		out = append(out, Finding{Code: CodePolicyNoTarget, Severity: Warning, Resource: r.Key(), Origin: r.Origin, Field: f, Message: msg,
+			Fix: "name a served Gateway of the policy's namespace, or deploy its workload; as written the policy enforces nothing"})
+	}
+	return out
+}
+
+// selectsWorkload reports whether some workload has labels sel.
+func selectsWorkload(snap *snapshot.Snapshot, sel map[string]string) bool {
+	for _, w := range snap.Registry.Workloads {
+		if registry.LabelsMatch(sel, w.Labels) {
+			return true
+		}
+	}
+	return false
 }
 
 func scopeName(ns, root string) string {

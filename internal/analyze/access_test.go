@@ -9,6 +9,7 @@ import (
 
 	"github.com/trellis-mesh/trellis/examples/bookinfo"
 	"github.com/trellis-mesh/trellis/internal/config"
+	"github.com/trellis-mesh/trellis/internal/gatewayapi"
 	"github.com/trellis-mesh/trellis/internal/registry"
 	"github.com/trellis-mesh/trellis/internal/snapshot"
 )
@@ -34,6 +35,10 @@ func bookinfoSnapshot(t testing.TB, extra ...string) *snapshot.Snapshot {
 	}
 	set, errs := config.Merge(files)
 	for _, e := range errs {
+		t.Fatal(e)
+	}
+	set, problems := gatewayapi.Apply(set, gatewayapi.Options{}) // as trellisd and `trellis analyze` do
+	for _, e := range problems {
 		t.Fatal(e)
 	}
 	return &snapshot.Snapshot{Version: 1, Config: set, Registry: registry.NewServiceEntrySource().Registry(set), Mesh: snapshot.DefaultMesh()}
@@ -148,6 +153,35 @@ spec: {address: 127.0.10.50, labels: {app: legacy}, serviceAccount: legacy}
 	}
 }
 
+// gatewayAPI is a Gateway API Gateway in default with one HTTP listener,
+// deployed manually at address when it is not empty.
+func gatewayAPI(name, address string) string {
+	addr := ""
+	if address != "" {
+		addr = "\n  addresses: [{type: Hostname, value: " + address + "}]"
+	}
+	return `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ` + name + `, namespace: default}
+spec:
+  gatewayClassName: istio` + addr + `
+  listeners:
+  - {name: http, port: 8090, protocol: HTTP}
+`
+}
+
+// targeting is an AuthorizationPolicy in default that targets Gateway name.
+func targeting(name string) string {
+	return `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: gw-policy, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: ` + name + `}]
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/admin*"]}}]}]
+`
+}
+
 func TestAuthorizationFindings(t *testing.T) {
 	const lockout = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -179,6 +213,11 @@ spec: {rules: [{}]}
 			want: []string{"TRL0201 WorkloadEntry default/ratings-v1"}},
 		{name: "selector typo, empty namespace", extra: []string{typo},
 			want: []string{"TRL0202 AuthorizationPolicy default/raitngs-viewer", "TRL0202 AuthorizationPolicy empty/allow-all"}},
+		{name: "targets a Gateway that does not exist", extra: []string{targeting("nope")},
+			want: []string{"TRL0202 AuthorizationPolicy default/gw-policy"}},
+		{name: "targets a Gateway no workload serves", extra: []string{gatewayAPI("unserved", ""), targeting("unserved")},
+			want: []string{"TRL0202 AuthorizationPolicy default/gw-policy"}},
+		{name: "targets a served Gateway", extra: []string{gatewayAPI("edge", "istio-ingressgateway.istio-system.svc.cluster.local"), targeting("edge")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

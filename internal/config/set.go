@@ -3,6 +3,8 @@ package config
 import (
 	"cmp"
 	"slices"
+
+	networkingv1 "istio.io/api/networking/v1"
 )
 
 // Set is an immutable, validated collection of resources, at most one per
@@ -68,4 +70,22 @@ func (s *Set) Len() int {
 		return 0
 	}
 	return len(s.byKey)
+}
+
+// GatewayWorkloadSelectors returns the workload selectors of the Istio
+// Gateways converted from the Gateway API Gateway ns/name (they carry their
+// source in AnnotationGeneratedFrom): which workloads serve it. None when
+// the set has no such Gateway, or Trellis serves none of its listeners.
+func (s *Set) GatewayWorkloadSelectors(ns, name string) []map[string]string {
+	src := Key{Kind: KindKubernetesGateway, Namespace: ns, Name: name}.String()
+	var out []map[string]string
+	for _, g := range s.List(KindGateway) {
+		if g.Meta.Annotations[AnnotationGeneratedFrom] != src {
+			continue
+		}
+		if sel := g.Spec.(*networkingv1.Gateway).GetSelector(); len(sel) > 0 {
+			out = append(out, sel)
+		}
+	}
+	return out
 }

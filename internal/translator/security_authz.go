@@ -12,7 +12,6 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-	networkingv1 "istio.io/api/networking/v1"
 	securityv1 "istio.io/api/security/v1"
 	typev1beta1 "istio.io/api/type/v1beta1"
 
@@ -76,12 +75,8 @@ func targetOf(sel *typev1beta1.WorkloadSelector, one *typev1beta1.PolicyTargetRe
 // (internal/gatewayapi annotates them with their source).
 func (b *builder) targeted(ns string, refs []*typev1beta1.PolicyTargetReference) bool {
 	for _, ref := range refs {
-		src := config.Key{Kind: config.KindKubernetesGateway, Namespace: ns, Name: ref.GetName()}.String()
-		for _, g := range b.snap.Config.List(config.KindGateway) {
-			if g.Meta.Annotations[config.AnnotationGeneratedFrom] != src {
-				continue
-			}
-			if sel := g.Spec.(*networkingv1.Gateway).GetSelector(); len(sel) > 0 && registry.LabelsMatch(sel, b.labels) {
+		for _, sel := range b.snap.Config.GatewayWorkloadSelectors(ns, ref.GetName()) {
+			if registry.LabelsMatch(sel, b.labels) {
 				return true
 			}
 		}
