@@ -2,6 +2,7 @@ package translator
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
@@ -20,7 +21,9 @@ func ParseNode(n *corev3.Node) Proxy {
 	generator := metadataString(n, "GENERATOR")
 	parts := strings.Split(p.ID, "~")
 	typ := Proxyless
-	ok := len(parts) == 4
+	// Names built from the id end up in proto strings, which must be UTF-8
+	// (gRPC's decoding already ensures it for ids that come over the wire).
+	ok := len(parts) == 4 && utf8.ValidString(p.ID)
 	if ok {
 		switch parts[0] {
 		case "sidecar":
