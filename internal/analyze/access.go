@@ -15,7 +15,6 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	netrbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	securityv1 "istio.io/api/security/v1"
-	typev1beta1 "istio.io/api/type/v1beta1"
 
 	"github.com/trellis-mesh/trellis/internal/authz"
 	"github.com/trellis-mesh/trellis/internal/config"
@@ -416,18 +415,11 @@ func unselectedPolicies(snap *snapshot.Snapshot) []Finding {
 // no workload: a Gateway that does not exist, that Trellis does not serve,
 // or that no workload serves.
 func untargetedRefs(snap *snapshot.Snapshot, r *config.Resource, ap *securityv1.AuthorizationPolicy) []Finding {
-	refs, field := ap.GetTargetRefs(), "spec.targetRefs"
-	if one := ap.GetTargetRef(); one != nil {
-		refs, field = []*typev1beta1.PolicyTargetReference{one}, "spec.targetRef"
-	}
 	var out []Finding
-	for i, ref := range refs {
-		f := field
-		if ap.GetTargetRef() == nil {
-			f = fmt.Sprintf("%s[%d]", field, i)
-		}
-		gw := r.Meta.Namespace + "/" + ref.GetName()
-		sels := snap.Config.GatewayWorkloadSelectors(r.Meta.Namespace, ref.GetName())
+	for _, t := range config.PolicyTargets(ap.GetTargetRef(), ap.GetTargetRefs()) {
+		f := "spec." + t.Field
+		gw := r.Meta.Namespace + "/" + t.Ref.GetName()
+		sels := snap.Config.GatewayWorkloadSelectors(r.Meta.Namespace, t.Ref.GetName())
 		msg := ""
 		switch {
 		case len(sels) == 0:

@@ -63,27 +63,40 @@ func (c *checker) workloadSelector(path string, sel *typev1beta1.WorkloadSelecto
 	c.labels(path+".matchLabels", sel.GetMatchLabels())
 }
 
+// PolicyTarget is one target of a security policy and its field path
+// under spec.
+type PolicyTarget struct {
+	Ref   *typev1beta1.PolicyTargetReference
+	Field string // "targetRef" or "targetRefs[i]"
+}
+
+// PolicyTargets lists a policy's targets: targetRef when set (validation
+// refuses it together with targetRefs), else targetRefs.
+func PolicyTargets(one *typev1beta1.PolicyTargetReference, many []*typev1beta1.PolicyTargetReference) []PolicyTarget {
+	if one != nil {
+		return []PolicyTarget{{Ref: one, Field: "targetRef"}}
+	}
+	out := make([]PolicyTarget, len(many))
+	for i, r := range many {
+		out[i] = PolicyTarget{Ref: r, Field: fmt.Sprintf("targetRefs[%d]", i)}
+	}
+	return out
+}
+
 // targetRefs checks a policy's targets: Gateway API Gateways of the
 // policy's own namespace (a Service or ServiceEntry target is for ambient
 // waypoints, which Trellis does not run). A policy with targets has no
 // selector: the targets say which workloads it applies to.
 func (c *checker) targetRefs(path string, sel *typev1beta1.WorkloadSelector, one *typev1beta1.PolicyTargetReference, many []*typev1beta1.PolicyTargetReference) {
-	refs := many
-	field := path + ".targetRefs"
-	if one != nil {
-		if len(many) > 0 {
-			c.add(path+".targetRef", "cannot be set with targetRefs")
-		}
-		refs, field = []*typev1beta1.PolicyTargetReference{one}, path+".targetRef"
+	if one != nil && len(many) > 0 {
+		c.add(path+".targetRef", "cannot be set with targetRefs")
 	}
-	if len(refs) > 0 && sel != nil {
+	targets := PolicyTargets(one, many)
+	if len(targets) > 0 && sel != nil {
 		c.add(path+".selector", "cannot be set with targetRef or targetRefs")
 	}
-	for i, r := range refs {
-		p := field
-		if one == nil {
-			p = fmt.Sprintf("%s[%d]", field, i)
-		}
+	for _, t := range targets {
+		p, r := path+"."+t.Field, t.Ref
 		switch {
 		case r.GetKind() != "Gateway" || r.GetGroup() != GatewayAPIGroup:
 			c.add(p, "kind %q, group %q: only Gateway (group %s) targets are supported; Service and ServiceEntry targets are for ambient waypoints", r.GetKind(), r.GetGroup(), GatewayAPIGroup)

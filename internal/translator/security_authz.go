@@ -57,14 +57,11 @@ func (b *builder) scopedPolicies(kind config.Kind, target func(any) policyTarget
 // targetRefs (validated: Gateway API Gateways of the policy's namespace).
 type policyTarget struct {
 	selector map[string]string
-	refs     []*typev1beta1.PolicyTargetReference
+	refs     []config.PolicyTarget
 }
 
 func targetOf(sel *typev1beta1.WorkloadSelector, one *typev1beta1.PolicyTargetReference, many []*typev1beta1.PolicyTargetReference) policyTarget {
-	if one != nil {
-		many = []*typev1beta1.PolicyTargetReference{one}
-	}
-	return policyTarget{selector: sel.GetMatchLabels(), refs: many}
+	return policyTarget{selector: sel.GetMatchLabels(), refs: config.PolicyTargets(one, many)}
 }
 
 // targeted reports whether the workload serves one of the Gateway API
@@ -73,9 +70,9 @@ func targetOf(sel *typev1beta1.WorkloadSelector, one *typev1beta1.PolicyTargetRe
 // namespace (a manually deployed gateway may run elsewhere). The workloads
 // are those the Istio Gateways converted from it select
 // (internal/gatewayapi annotates them with their source).
-func (b *builder) targeted(ns string, refs []*typev1beta1.PolicyTargetReference) bool {
-	for _, ref := range refs {
-		for _, sel := range b.snap.Config.GatewayWorkloadSelectors(ns, ref.GetName()) {
+func (b *builder) targeted(ns string, refs []config.PolicyTarget) bool {
+	for _, t := range refs {
+		for _, sel := range b.snap.Config.GatewayWorkloadSelectors(ns, t.Ref.GetName()) {
 			if registry.LabelsMatch(sel, b.labels) {
 				return true
 			}
