@@ -24,7 +24,6 @@ func releaseExecutable() (Result, error) {
 	if err != nil {
 		return r, fmt.Errorf("residency: /proc/self/maps: %w", err)
 	}
-	r.FileBefore, _ = rssFile()
 	for _, m := range mine {
 		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, uintptr(m.Start), uintptr(m.End-m.Start), syscall.MADV_DONTNEED); errno != 0 {
 			return r, fmt.Errorf("residency: madvise %x-%x %s: %w", m.Start, m.End, m.Perms, errno)
@@ -32,14 +31,5 @@ func releaseExecutable() (Result, error) {
 		r.Mappings++
 		r.Bytes += int64(m.End - m.Start)
 	}
-	r.FileAfter, _ = rssFile()
 	return r, nil
-}
-
-func rssFile() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	return parseStatusKB(string(b), "RssFile")
 }

@@ -23,9 +23,6 @@ func (m Mapping) Writable() bool { return strings.Contains(m.Perms, "w") }
 type Result struct {
 	Mappings int   // read-only mappings of the executable unmapped
 	Bytes    int64 // their total size (not all of it was resident)
-	// FileBefore and FileAfter are RssFile before the unmapping and right
-	// after it (pages the process touched in between count again).
-	FileBefore, FileAfter int64
 }
 
 // Release unmaps the executable's read-only mappings and returns freed
@@ -122,22 +119,4 @@ func executableMappings(maps []Mapping, pc uint64) ([]Mapping, error) {
 		}
 	}
 	return out, nil
-}
-
-// parseStatusKB returns the value of a "Name:  N kB" line of
-// /proc/PID/status in bytes.
-func parseStatusKB(status, name string) (int64, error) {
-	for line := range strings.SplitSeq(status, "\n") {
-		v, ok := strings.CutPrefix(line, name+":")
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB"))
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("status %s: %q is not a size in kB", name, v)
-		}
-		return n << 10, nil
-	}
-	return 0, fmt.Errorf("status: no %s line", name)
 }
